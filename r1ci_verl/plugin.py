@@ -1,0 +1,1 @@
+"""verl plugin entry point (filled in later)."""

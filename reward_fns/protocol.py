@@ -1,0 +1,173 @@
+"""The R1-CI transcript protocol, in one place.
+
+The agent loop, the SFT renderer, data synthesis and evaluation all import this module, so
+training, SFT and evaluation see byte-identical transcripts:
+
+    <reasoning> ```python\\n<code>\\n``` \\nCode Execution Results:\\n<output>\\n <reasoning> <<<answer>>>
+
+A python block is one complete script. Generation pauses when it closes; its output is
+appended after the line ``Code Execution Results:``; the model continues. The final answer is
+the last ``<<<...>>>`` outside code blocks. Fences in other languages never trigger execution.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol as _Protocol
+
+RESULTS_HEADER = "Code Execution Results:"
+MAX_CODE_CALLS = 8  # paper: at most 8 code calls per answer
+MAX_TURNS_WITHOUT_PENALTY = 6  # paper: -0.1 beyond 6 turns/code calls
+NO_OUTPUT_NOTICE = "(no output)"
+
+# Stop strings for engines that honour them (vLLM). A python block closes on a line that
+# starts with ``` ; the loop still cuts generated tokens itself (see find_python_block).
+STOP_STRINGS = ("\n```\n",)
+
+_OPEN_FENCE = re.compile(r"^```[ \t]*(?:python3?|py)[ \t]*\n", re.MULTILINE | re.IGNORECASE)
+_ANY_OPEN_FENCE = re.compile(r"^```[^\n`]*\n", re.MULTILINE)
+_CLOSE_FENCE = re.compile(r"^```", re.MULTILINE)
+_ANSWER = re.compile(r"<<<(.*?)>>>(?!>)", re.DOTALL)
+
+SYSTEM_PROMPT = (
+    "You are a careful problem solver who can run Python. Think step by step. Whenever "
+    "exact computation, search or simulation helps, write one complete Python script in a "
+    "markdown block that starts with ```python and ends with ```. The script runs as soon as "
+    "the block closes; it must print everything you need. Its output appears after the line "
+    f"'{RESULTS_HEADER}', and you continue reasoning from it. Each block is a fresh script: "
+    f"define what you use. You may run code at most {MAX_CODE_CALLS} times. Finish with the "
+    "final answer in triple angle brackets, like <<<answer>>>."
+)
+
+ANSWER_INSTRUCTION = "Return your final answer in the format <<<answer>>>."
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    """A closed python block found in text: `code` and the span of the whole block."""
+
+    code: str
+    start: int  # index of the opening ```
+    end: int  # index just past the closing ```
+
+
+def find_python_block(text: str, start: int = 0) -> CodeBlock | None:
+    """Return the first *closed* python block that opens at or after `start`, else None.
+
+    Blocks in other languages (```bash, ``` plain) are skipped as a whole so that a
+    python-looking fence inside them does not count.
+    """
+    pos = start
+    while True:
+        opening = _ANY_OPEN_FENCE.search(text, pos)
+        if opening is None:
+            return None
+        closing = _CLOSE_FENCE.search(text, opening.end())
+        if closing is None:
+            return None  # unterminated: nothing to run yet
+        if _OPEN_FENCE.fullmatch(opening.group(0)):
+            code = text[opening.end() : closing.start()]
+            return CodeBlock(code=code, start=opening.start(), end=closing.end())
+        pos = closing.end()
+
+
+def find_python_blocks(text: str) -> list[CodeBlock]:
+    """All closed python blocks, in order."""
+    blocks: list[CodeBlock] = []
+    pos = 0
+    while (block := find_python_block(text, pos)) is not None:
+        blocks.append(block)
+        pos = block.end
+    return blocks
+
+
+def has_unclosed_fence(text: str) -> bool:
+    """True if a ``` fence opens and never closes (an unterminated block)."""
+    pos = 0
+    while (opening := _ANY_OPEN_FENCE.search(text, pos)) is not None:
+        closing = _CLOSE_FENCE.search(text, opening.end())
+        if closing is None:
+            return True
+        pos = closing.end()
+    return False
+
+
+def strip_code_blocks(text: str) -> str:
+    """Text with closed python blocks removed (answers written inside code do not count)."""
+    pieces, pos = [], 0
+    for block in find_python_blocks(text):
+        pieces.append(text[pos : block.start])
+        pos = block.end
+    pieces.append(text[pos:])
+    return "".join(pieces)
+
+
+def extract_answer(text: str) -> str | None:
+    """The content of the last ``<<<...>>>`` outside python blocks, stripped; None if absent."""
+    matches = _ANSWER.findall(strip_code_blocks(text))
+    if not matches:
+        return None
+    return matches[-1].strip()
+
+
+class _ResultLike(_Protocol):
+    stdout: str
+    stderr: str
+    timed_out: bool
+
+
+def format_results_body(result: _ResultLike, timeout_s: float | None = None) -> str:
+    """Text the model sees for one run: stdout, then stderr (tracebacks), then notices."""
+    parts = [s.rstrip("\n") for s in (result.stdout, result.stderr) if s]
+    error = getattr(result, "error", None)
+    if error is not None and not result.timed_out:
+        detail = error.traceback or f"{error.name}: {error.message}"
+        if detail.strip() and detail.strip() not in result.stderr:
+            parts.append(detail.rstrip("\n"))
+    if result.timed_out:
+        limit = f" of {timeout_s:g} s" if timeout_s else ""
+        parts.append(f"TimeoutError: execution exceeded the time limit{limit} and was stopped.")
+    body = "\n".join(parts)
+    return body if body.strip() else NO_OUTPUT_NOTICE
+
+
+def format_results_block(body: str, preceding_text: str = "") -> str:
+    """The block appended after a closed python block: header line, body, trailing newline."""
+    lead = "" if preceding_text.endswith("\n") else "\n"
+    return f"{lead}{RESULTS_HEADER}\n{body}\n"
+
+
+def call_limit_notice(max_calls: int = MAX_CODE_CALLS) -> str:
+    """Body shown instead of output when the model exceeds the code-call limit."""
+    return (
+        f"Code was not run: the limit of {max_calls} code executions is reached. "
+        "Give your final answer now in the format <<<answer>>>."
+    )
+
+
+def count_results_blocks(text: str) -> int:
+    return len(re.findall(rf"^{re.escape(RESULTS_HEADER)}$", text, re.MULTILINE))
+
+
+def format_ok(text: str) -> bool:
+    """Whether a whole response follows the protocol.
+
+    Every closed python block is followed by a results block, no fence is left open, and the
+    response gives an answer in ``<<<...>>>`` outside code.
+    """
+    if has_unclosed_fence(text) or extract_answer(text) is None:
+        return False
+    for block in find_python_blocks(text):
+        rest = text[block.end :].lstrip("\n")
+        if not rest.startswith(RESULTS_HEADER):
+            return False
+    return True
+
+
+def user_prompt(question: str) -> str:
+    """The user message for a task question (adds the answer-format instruction if missing)."""
+    question = question.rstrip()
+    if "<<<" in question:
+        return question
+    return f"{question}\n\n{ANSWER_INSTRUCTION}"

@@ -1,0 +1,97 @@
+"""The backend contract: a Sandbox hands out sessions; a session runs code and returns results.
+
+Every backend (local, e2b, ray) implements `Sandbox` and passes the shared contract suite
+in tests/tool_env/contract.py. Sync and asyncio faces mirror each other name for name.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from tool_env.config import SandboxConfig
+from tool_env.result import ExecutionResult
+
+
+class SandboxClosedError(RuntimeError):
+    """Raised when a closed sandbox or session is used."""
+
+
+class Session(abc.ABC):
+    """One conversation with the interpreter. Stateless sessions start every run fresh."""
+
+    stateful: bool
+
+    @abc.abstractmethod
+    def run(self, code: str, timeout_s: float | None = None) -> ExecutionResult: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncSession(abc.ABC):
+    """asyncio twin of `Session`."""
+
+    stateful: bool
+
+    @abc.abstractmethod
+    async def run(self, code: str, timeout_s: float | None = None) -> ExecutionResult: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> "AsyncSession":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class Sandbox(abc.ABC):
+    """A backend: owns workers/connections, is shared by many sessions, thread-safe."""
+
+    config: SandboxConfig
+
+    @abc.abstractmethod
+    def session(self, stateful: bool | None = None) -> Session: ...
+
+    @abc.abstractmethod
+    def async_session(self, stateful: bool | None = None) -> AsyncSession: ...
+
+    @abc.abstractmethod
+    def metrics(self) -> dict[str, float]:
+        """Counters and latency summaries as a flat dict of floats (for verl's tracker)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def run(self, code: str, timeout_s: float | None = None) -> ExecutionResult:
+        """One stateless run: open a session, run, close."""
+        with self.session(stateful=False) as s:
+            return s.run(code, timeout_s)
+
+    async def arun(self, code: str, timeout_s: float | None = None) -> ExecutionResult:
+        async with self.async_session(stateful=False) as s:
+            return await s.run(code, timeout_s)
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def validate_code(code: Any) -> str:
+    """Reject non-str code with a clear error before it reaches a worker."""
+    if not isinstance(code, str):
+        raise TypeError(f"code must be str, got {type(code).__name__}")
+    return code
+
+
+__all__ = ["AsyncSession", "Sandbox", "SandboxClosedError", "Session", "validate_code"]

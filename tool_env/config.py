@@ -1,0 +1,74 @@
+"""Sandbox configuration: every limit is a named, validated value (never a magic number)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+BACKENDS = ("local", "e2b", "ray")
+ISOLATION_LEVELS = ("auto", "namespace", "rlimit")
+DEFAULT_PRELOAD = ("math", "itertools", "collections", "functools", "re", "json", "numpy", "sympy")
+
+
+@dataclass
+class SandboxConfig:
+    """How code runs. Defaults follow the R1-CI paper (60 s per execution, stateless)."""
+
+    backend: str = "local"
+    isolation: str = "auto"  # auto: namespace where the kernel allows, else rlimit (logged loudly)
+    timeout_s: float = 60.0  # wall clock per run
+    max_output_chars: int = 8192  # per stream; head and tail kept, middle replaced by a notice
+    memory_mb: int = 2048  # RLIMIT_AS of the child
+    cpu_time_s: int = 120  # RLIMIT_CPU of the child (wall timeout usually fires first)
+    max_processes: int = 64  # RLIMIT_NPROC / pid limit
+    max_file_mb: int = 64  # RLIMIT_FSIZE
+    max_open_files: int = 256  # RLIMIT_NOFILE
+    preload_modules: tuple[str, ...] = DEFAULT_PRELOAD
+    pool_size: int = 0  # concurrent runs; 0 = number of cores
+    stateful: bool = False  # sessions keep variables between runs (Jupyter-like)
+    session_ttl_s: float = 900.0  # idle stateful sessions are closed after this
+    extra: dict[str, Any] = field(default_factory=dict)  # backend-specific options (e.g. e2b api key env)
+
+    def __post_init__(self) -> None:
+        self.preload_modules = tuple(self.preload_modules)
+        self.validate()
+
+    def validate(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"SandboxConfig.backend={self.backend!r}: expected one of {BACKENDS}")
+        if self.isolation not in ISOLATION_LEVELS:
+            raise ValueError(f"SandboxConfig.isolation={self.isolation!r}: expected one of {ISOLATION_LEVELS}")
+        _check_range("timeout_s", self.timeout_s, 0.01, 3600)
+        _check_range("max_output_chars", self.max_output_chars, 64, 10_000_000)
+        _check_range("memory_mb", self.memory_mb, 64, 1_048_576)
+        _check_range("cpu_time_s", self.cpu_time_s, 1, 86_400)
+        _check_range("max_processes", self.max_processes, 1, 100_000)
+        _check_range("max_file_mb", self.max_file_mb, 1, 1_048_576)
+        _check_range("max_open_files", self.max_open_files, 16, 1_048_576)
+        _check_range("pool_size", self.pool_size, 0, 4096)
+        _check_range("session_ttl_s", self.session_ttl_s, 1, 7 * 86_400)
+
+    @property
+    def effective_pool_size(self) -> int:
+        return self.pool_size or (os.cpu_count() or 1)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> "SandboxConfig":
+        """Build from a dict / OmegaConf node; unknown keys are an error that names them."""
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown sandbox config keys {unknown}; known keys: {sorted(known)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_range(name: str, value: Any, lo: float, hi: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"SandboxConfig.{name} must be a number, got {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise ValueError(f"SandboxConfig.{name}={value} is outside [{lo}, {hi}]")

@@ -1,0 +1,47 @@
+"""Plain result types shared by every sandbox backend (in the spirit of E2B's `Execution`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ExecutionError:
+    """An error raised by the executed code, or by the sandbox on its behalf.
+
+    `name` is the exception type (``"ZeroDivisionError"``) or a sandbox condition
+    (``"TimeoutError"``, ``"WorkerCrashed"``, ``"MemoryError"``); errors are data, never
+    strings to parse.
+    """
+
+    name: str
+    message: str
+    traceback: str = ""
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """Everything one run of a code snippet produced."""
+
+    stdout: str = ""
+    stderr: str = ""
+    error: ExecutionError | None = None
+    exit_code: int | None = 0
+    timed_out: bool = False
+    duration_s: float = 0.0
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    queue_wait_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.timed_out
+
+    @property
+    def truncated(self) -> bool:
+        return self.stdout_truncated or self.stderr_truncated
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
