@@ -1,0 +1,457 @@
+"""E2BSandbox against the SDK's own result types and exceptions.
+
+E2B's cloud cannot be reached from CI, so the network boundary (creating, running in and
+killing a cloud sandbox) is replaced by FakeE2BCloud / FakeE2BCloudSandbox. The fake speaks
+the code-interpreter server's wire format (JSON lines) and lets the SDK's own `parse_output`
+build the `Execution`, `Logs`, `Result` and `ExecutionError` objects, so the adapter is tested
+on exactly what the SDK hands it. Timeouts and dead sandboxes are the SDK's own exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from typing import Any, Callable
+
+import httpx
+import pytest
+from e2b import SandboxNotRunningException
+from e2b_code_interpreter import Execution
+from e2b_code_interpreter.exceptions import format_execution_timeout_error
+from e2b_code_interpreter.models import Context, parse_output
+
+from tool_env import SandboxClosedError, SandboxConfig, create_sandbox
+from tool_env.e2b_backend import E2BCloud, E2BSandbox
+
+KEY = "e2b_test_key_not_real"
+
+# ---------------------------------------------------------------------------------------
+# Fakes of the network boundary
+# ---------------------------------------------------------------------------------------
+
+
+def stdout(text: str) -> str:
+    return json.dumps({"type": "stdout", "text": text, "timestamp": 0})
+
+
+def stderr(text: str) -> str:
+    return json.dumps({"type": "stderr", "text": text, "timestamp": 0})
+
+
+def error(name: str, value: str, traceback: str) -> str:
+    return json.dumps({"type": "error", "name": name, "value": value, "traceback": traceback})
+
+
+def displayed(text: str) -> str:
+    return json.dumps({"type": "result", "text": text, "is_main_result": True})
+
+
+# A script maps code to what the server streams back; an exception instance in the list is
+# raised after the lines before it were streamed (e.g. an SDK timeout mid-execution).
+Script = Callable[[str], list[Any]]
+
+
+def echo_script(code: str) -> list[Any]:
+    return [stdout(f"ran {code}\n")]
+
+
+class FakeE2BCloudSandbox:
+    """FAKE of `e2b_code_interpreter.Sandbox`: records calls, answers via a script."""
+
+    def __init__(self, sandbox_id: str, script: Script) -> None:
+        self.sandbox_id = sandbox_id
+        self.script = script
+        self.killed = False
+        self.calls: list[dict[str, Any]] = []
+        self.contexts_created: list[Context] = []
+        self.contexts_removed: list[str] = []
+        self._context_ids = itertools.count()
+
+    def run_code(self, code: str, context: Context | None = None, on_stdout=None, on_stderr=None, **kw: Any):
+        if self.killed:
+            raise SandboxNotRunningException("sandbox was killed")
+        self.calls.append({"code": code, "context": context.id if context else None, **kw})
+        execution = Execution()
+        for item in self.script(code):
+            if isinstance(item, BaseException):
+                raise item
+            parse_output(execution, item, on_stdout=on_stdout, on_stderr=on_stderr)
+        return execution
+
+    def create_code_context(self) -> Context:
+        context = Context(context_id=f"ctx-{next(self._context_ids)}", language="python", cwd="/home/user")
+        self.contexts_created.append(context)
+        return context
+
+    def remove_code_context(self, context: Context) -> None:
+        self.contexts_removed.append(context.id)
+
+    def kill(self) -> bool:
+        self.killed = True
+        return True
+
+
+class FakeAsyncE2BCloudSandbox:
+    """FAKE of `e2b_code_interpreter.AsyncSandbox`: the sync fake behind async methods."""
+
+    def __init__(self, inner: FakeE2BCloudSandbox) -> None:
+        self.inner = inner
+        self.sandbox_id = inner.sandbox_id
+
+    async def run_code(self, code: str, **kw: Any):
+        await asyncio.sleep(0)
+        return self.inner.run_code(code, **kw)
+
+    async def create_code_context(self) -> Context:
+        return self.inner.create_code_context()
+
+    async def remove_code_context(self, context: Context) -> None:
+        self.inner.remove_code_context(context)
+
+    async def kill(self) -> bool:
+        return self.inner.kill()
+
+    @property
+    def killed(self) -> bool:
+        return self.inner.killed
+
+
+class FakeE2BCloud(E2BCloud):
+    """FAKE of the SDK's create/kill entry points; keeps every sandbox it made."""
+
+    def __init__(self, script: Script = echo_script) -> None:
+        self.script = script
+        self.created: list[Any] = []
+        self.api_keys: list[str] = []
+        self.killed_by_id: list[str] = []
+
+    def create(self, api_key: str) -> FakeE2BCloudSandbox:
+        self.api_keys.append(api_key)
+        self.created.append(FakeE2BCloudSandbox(f"sbx-{len(self.created)}", self.script))
+        return self.created[-1]
+
+    async def acreate(self, api_key: str) -> FakeAsyncE2BCloudSandbox:
+        self.api_keys.append(api_key)
+        self.created.append(FakeAsyncE2BCloudSandbox(FakeE2BCloudSandbox(f"sbx-{len(self.created)}", self.script)))
+        return self.created[-1]
+
+    def kill_by_id(self, sandbox_id: str, api_key: str) -> None:
+        self.killed_by_id.append(sandbox_id)
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("E2B_API_KEY", KEY)
+
+
+def make(script: Script = echo_script, **config: Any) -> tuple[E2BSandbox, FakeE2BCloud]:
+    cloud = FakeE2BCloud(script)
+    return E2BSandbox(SandboxConfig(backend="e2b", **config), cloud=cloud), cloud
+
+
+# ---------------------------------------------------------------------------------------
+# Execution -> ExecutionResult
+# ---------------------------------------------------------------------------------------
+
+ANSI_TRACEBACK = (
+    "\x1b[0;31m---------------------------------------------------------------------------\x1b[0m\n"
+    "\x1b[0;31mZeroDivisionError\x1b[0m                         Traceback (most recent call last)\n"
+    "Cell \x1b[0;32mIn[1], line 2\x1b[0m\n----> 2 1/0\n"
+    "\x1b[0;31mZeroDivisionError\x1b[0m: division by zero"
+)
+
+
+def test_logs_are_joined_and_the_error_is_kept_as_data() -> None:
+    def script(code: str) -> list[Any]:
+        return [stdout("a\n"), stdout("b"), stdout("c\n"), stderr("warn\n"), error("ZeroDivisionError", "division by zero", ANSI_TRACEBACK)]
+
+    sandbox, _ = make(script)
+    result = sandbox.run("print('a'); 1/0")
+    assert result.stdout == "a\nbc\n"
+    assert result.stderr == "warn\n"
+    assert result.error is not None
+    assert (result.error.name, result.error.message) == ("ZeroDivisionError", "division by zero")
+    assert "\x1b" not in result.error.traceback  # colour codes stripped for the model
+    assert "----> 2 1/0" in result.error.traceback
+    assert result.exit_code == 1 and not result.ok and not result.timed_out and not result.truncated
+
+
+def test_success_maps_to_ok_and_the_last_expression_stays_out_of_stdout() -> None:
+    sandbox, cloud = make(lambda code: [stdout("42\n"), displayed("7")])
+    result = sandbox.run("print(42)\n7")
+    assert result.ok and result.exit_code == 0 and result.error is None
+    assert result.stdout == "42\n"  # scripts do not print a bare last expression
+    assert result.extra["displayed"] == ["7"]
+    assert result.extra["sandbox_id"] == cloud.created[0].sandbox_id
+    assert result.duration_s >= 0
+
+
+def test_long_output_is_capped_head_and_tail() -> None:
+    long_text = "START" + "x" * 5000 + "END\n"
+    sandbox, _ = make(lambda code: [stdout(long_text), stderr("e" * 300)], max_output_chars=200)
+    result = sandbox.run("print(...)")
+    assert result.stdout_truncated and result.stderr_truncated and result.truncated
+    assert len(result.stdout) <= 200 and len(result.stderr) <= 200
+    assert result.stdout.startswith("START") and result.stdout.endswith("END\n")
+    assert "characters truncated" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------
+# Timeouts and broken sandboxes
+# ---------------------------------------------------------------------------------------
+
+
+def test_sdk_execution_timeout_is_timed_out_with_partial_output() -> None:
+    sandbox, cloud = make(lambda code: [stdout("tick\n"), format_execution_timeout_error()], timeout_s=3)
+    with sandbox.session(stateful=True) as session:
+        result = session.run("while True: print('tick')")
+        assert result.timed_out and not result.ok
+        assert result.error is not None and result.error.name == "TimeoutError"
+        assert result.stdout == "tick\n"  # what streamed before the deadline is kept
+        assert cloud.created[0].calls[-1]["timeout"] == 3
+        session.run("print(1)", timeout_s=0.5)
+        assert cloud.created[0].calls[-1]["timeout"] == 0.5
+        assert not cloud.created[0].killed  # a timeout keeps the session (and its state)
+    assert len(cloud.created) == 1
+
+
+def test_dead_sandbox_reports_worker_crashed_and_the_next_run_gets_a_fresh_one() -> None:
+    outcomes = iter([[SandboxNotRunningException("sandbox not running")], [stdout("fine\n")]])
+    sandbox, cloud = make(lambda code: next(outcomes))
+    with sandbox.session(stateful=True) as session:
+        crashed = session.run("x = 1")
+        assert crashed.error is not None and crashed.error.name == "WorkerCrashed"
+        assert not crashed.timed_out and crashed.exit_code is None
+        assert "SandboxNotRunningException" in crashed.error.message
+        assert cloud.created[0].killed
+        assert session.run("print('fine')").stdout == "fine\n"
+        assert len(cloud.created) == 2
+    assert sandbox.metrics()["e2b/crashes"] == 1
+
+
+def test_connection_error_reports_worker_crashed() -> None:
+    sandbox, cloud = make(lambda code: [httpx.ReadError("connection reset")])
+    result = sandbox.run("print(1)")
+    assert result.error is not None and result.error.name == "WorkerCrashed"
+    assert cloud.created[0].killed
+
+
+# ---------------------------------------------------------------------------------------
+# Session semantics and lifecycle
+# ---------------------------------------------------------------------------------------
+
+
+def test_stateful_session_uses_one_sandbox_and_its_default_kernel() -> None:
+    sandbox, cloud = make()
+    with sandbox.session(stateful=True) as session:
+        session.run("x = 1")
+        session.run("print(x)")
+    (cloud_sandbox,) = cloud.created
+    assert [c["context"] for c in cloud_sandbox.calls] == [None, None]
+    assert cloud_sandbox.contexts_created == []
+    assert cloud_sandbox.killed
+
+
+def test_stateless_session_runs_each_snippet_in_a_fresh_context_it_removes() -> None:
+    outcomes = iter([[stdout("1\n")], [format_execution_timeout_error()], [error("NameError", "x", "")]])
+    sandbox, cloud = make(lambda code: next(outcomes))
+    with sandbox.session(stateful=False) as session:
+        session.run("x = 1; print(x)")
+        assert session.run("while True: pass").timed_out
+        session.run("print(x)")
+    (cloud_sandbox,) = cloud.created
+    used = [c["context"] for c in cloud_sandbox.calls]
+    assert len(set(used)) == 3 and None not in used
+    assert cloud_sandbox.contexts_removed == used  # removed even after a timeout
+
+
+def test_sessions_never_share_a_cloud_sandbox() -> None:
+    sandbox, cloud = make()
+    with sandbox.session() as first, sandbox.session() as second:
+        first.run("a")
+        second.run("b")
+        assert first.sandbox_id != second.sandbox_id
+    assert len(cloud.created) == 2 and all(s.killed for s in cloud.created)
+
+
+def test_no_cloud_sandbox_until_the_first_run() -> None:
+    sandbox, cloud = make()
+    with sandbox.session():
+        pass
+    assert cloud.created == []
+
+
+def test_sandbox_run_is_one_stateless_session_and_kills_its_sandbox() -> None:
+    sandbox, cloud = make()
+    assert sandbox.run("print(1)").stdout == "ran print(1)\n"
+    assert cloud.created[0].killed and cloud.api_keys == [KEY]
+
+
+def test_session_is_killed_when_the_caller_raises() -> None:
+    sandbox, cloud = make()
+    with pytest.raises(KeyError):
+        with sandbox.session(stateful=True) as session:
+            session.run("x = 1")
+            raise KeyError("caller bug")
+    assert cloud.created[0].killed
+
+
+def test_unexpected_sdk_error_kills_the_sandbox_and_propagates() -> None:
+    def script(code: str) -> list[Any]:
+        return [RuntimeError("unexpected SDK bug")]
+
+    sandbox, cloud = make(script)
+    session = sandbox.session(stateful=True)
+    with pytest.raises(RuntimeError, match="unexpected SDK bug"):
+        session.run("x")
+    assert cloud.created[0].killed
+    session.close()
+
+
+def test_closed_session_and_sandbox_refuse_work() -> None:
+    sandbox, _ = make()
+    session = sandbox.session()
+    session.close()
+    session.close()  # idempotent
+    with pytest.raises(SandboxClosedError):
+        session.run("print(1)")
+    sandbox.close()
+    with pytest.raises(SandboxClosedError):
+        sandbox.session()
+
+
+def test_closing_the_backend_kills_every_open_session() -> None:
+    sandbox, cloud = make()
+    sync_session = sandbox.session(stateful=True)
+    sync_session.run("x = 1")
+    async_session = sandbox.async_session(stateful=True)
+    asyncio.run(async_session.run("y = 2"))
+    sandbox.close()
+    assert cloud.created[0].killed
+    assert cloud.killed_by_id == [cloud.created[1].sandbox_id]  # async session killed by id
+    with pytest.raises(SandboxClosedError):
+        sync_session.run("print(x)")
+    assert sandbox.metrics()["e2b/open_sessions"] == 0
+
+
+def test_bad_code_type_is_rejected() -> None:
+    sandbox, cloud = make()
+    with pytest.raises(TypeError, match="code must be str"):
+        sandbox.run(b"print(1)")  # type: ignore[arg-type]
+    assert cloud.created == []
+
+
+# ---------------------------------------------------------------------------------------
+# asyncio face
+# ---------------------------------------------------------------------------------------
+
+
+async def test_async_session_maps_results_and_timeouts_like_the_sync_one() -> None:
+    outcomes = iter([[stdout("hi\n")], [stdout("part\n"), format_execution_timeout_error()]])
+    sandbox, cloud = make(lambda code: next(outcomes), timeout_s=2)
+    async with sandbox.async_session(stateful=True) as session:
+        ok = await session.run("print('hi')")
+        late = await session.run("while True: pass")
+    assert ok.ok and ok.stdout == "hi\n"
+    assert late.timed_out and late.stdout == "part\n"
+    assert cloud.created[0].inner.calls[-1]["timeout"] == 2
+    assert cloud.created[0].killed
+
+
+async def test_async_stateless_session_uses_fresh_contexts() -> None:
+    sandbox, cloud = make()
+    result = await sandbox.arun("print(1)")
+    assert result.stdout == "ran print(1)\n"
+    inner = cloud.created[0].inner
+    assert inner.contexts_removed == [inner.calls[0]["context"]] and inner.killed
+
+
+async def test_cancelled_async_run_kills_the_sandbox() -> None:
+    started = asyncio.Event()
+
+    class HangingCloud(FakeE2BCloud):
+        async def acreate(self, api_key: str) -> FakeAsyncE2BCloudSandbox:
+            made = await super().acreate(api_key)
+
+            async def hang(code: str, **kw: Any) -> Execution:
+                started.set()
+                await asyncio.sleep(3600)
+                raise AssertionError("unreachable")
+
+            made.run_code = hang  # type: ignore[method-assign]
+            return made
+
+    cloud = HangingCloud()
+    sandbox = E2BSandbox(SandboxConfig(backend="e2b"), cloud=cloud)
+    session = sandbox.async_session(stateful=True)
+    task = asyncio.create_task(session.run("import time; time.sleep(1e9)"))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cloud.created[0].killed
+
+
+# ---------------------------------------------------------------------------------------
+# Configuration, API key, the real SDK entry point
+# ---------------------------------------------------------------------------------------
+
+
+def test_missing_api_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("E2B_API_KEY")
+    with pytest.raises(RuntimeError, match="set the environment variable E2B_API_KEY"):
+        E2BSandbox(SandboxConfig(backend="e2b"), cloud=FakeE2BCloud())
+
+
+def test_api_key_variable_name_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("E2B_API_KEY")
+    config = SandboxConfig(backend="e2b", extra={"e2b_api_key_env": "TEAM_E2B_KEY"})
+    with pytest.raises(RuntimeError, match="TEAM_E2B_KEY"):
+        E2BSandbox(config, cloud=FakeE2BCloud())
+    monkeypatch.setenv("TEAM_E2B_KEY", "team-key")
+    cloud = FakeE2BCloud()
+    E2BSandbox(config, cloud=cloud).run("print(1)")
+    assert cloud.api_keys == ["team-key"]
+
+
+def test_unknown_e2b_option_is_rejected_by_name() -> None:
+    with pytest.raises(ValueError, match="e2b_tempalte"):
+        E2BSandbox(SandboxConfig(backend="e2b", extra={"e2b_tempalte": "x"}), cloud=FakeE2BCloud())
+
+
+def test_real_sdk_entry_point_gets_lifetime_key_and_no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
+    import e2b_code_interpreter
+
+    seen: dict[str, Any] = {}
+
+    def fake_create(**kwargs: Any) -> FakeE2BCloudSandbox:  # replaces the network call only
+        seen.update(kwargs)
+        return FakeE2BCloudSandbox("sbx-sdk", echo_script)
+
+    monkeypatch.setattr(e2b_code_interpreter.Sandbox, "create", staticmethod(fake_create))
+    config = SandboxConfig(backend="e2b", session_ttl_s=600, extra={"e2b_template": "my-template"})
+    sandbox = create_sandbox(config)
+    assert isinstance(sandbox, E2BSandbox)
+    assert sandbox.run("print(1)").stdout == "ran print(1)\n"
+    assert seen == {
+        "timeout": 600,
+        "allow_internet_access": False,
+        "api_key": KEY,
+        "request_timeout": 30.0,
+        "template": "my-template",
+    }
+
+
+def test_metrics_count_runs_errors_timeouts_and_sandboxes() -> None:
+    outcomes = iter([[stdout("1\n")], [error("ValueError", "bad", "")], [format_execution_timeout_error()]])
+    sandbox, _ = make(lambda code: next(outcomes))
+    with sandbox.session(stateful=True) as session:
+        for _ in range(3):
+            session.run("...")
+    metrics = sandbox.metrics()
+    assert metrics["e2b/runs"] == 3
+    assert metrics["e2b/errors"] == 1
+    assert metrics["e2b/timeouts"] == 1
+    assert metrics["e2b/sandboxes_started"] == 1 and metrics["e2b/sandboxes_killed"] == 1
+    assert all(isinstance(v, float) for v in metrics.values())
