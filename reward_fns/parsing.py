@@ -1,0 +1,229 @@
+"""Small, safe parsers for model answers: numbers, lists, grids, arithmetic.
+
+Model text is never executed: literals go through `json` / `ast.literal_eval`, arithmetic through
+a tiny `ast` walker that knows numbers, + - * / and parentheses only. Every parser returns None
+(or raises `ValueError` where documented) on malformed text, so verifiers can score it 0.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from fractions import Fraction
+from typing import Any
+
+MAX_ANSWER_CHARS = 20_000  # longer answers are not parsed (bounds work on hostile text)
+MAX_EXPRESSION_NODES = 200  # arithmetic expressions are short; this bounds the walk
+NUMERIC_REL_TOL = 1e-6
+NUMERIC_ABS_TOL = 1e-9
+MIN_ROUNDED_DECIMALS = 2  # "1.54" for 1.5416… counts as correct rounding; "2" for 1.54 does not
+
+_QUOTES = "\"'`“”‘’"
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+_INT = re.compile(r"[-+]?\d+")
+_GROUPED_INT = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+")
+_TOKEN_SPLIT = re.compile(r"[,;\s]+")
+_BRACKETS = "[](){}"
+
+
+def clean(text: str | None) -> str | None:
+    """Strip whitespace and matching outer quotes/backticks; None for missing or oversized text."""
+    if text is None or not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
+        return None
+    text = text.strip()
+    while len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
+        text = text[1:-1].strip()
+    return text
+
+
+def parse_literal(text: str | None) -> Any | None:
+    """A JSON or Python literal (lists, dicts, strings, numbers), else None. Never evaluates code."""
+    text = clean(text)
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+
+
+def split_tokens(text: str | None) -> list[str] | None:
+    """Items of a flat list written any common way: ``[1, 2]``, ``1,2``, ``"A", "B"``, ``1 2``."""
+    text = clean(text)
+    if text is None:
+        return None
+    for bracket in _BRACKETS:
+        text = text.replace(bracket, " ")
+    tokens = [t.strip(_QUOTES) for t in _TOKEN_SPLIT.split(text)]
+    return [t for t in tokens if t]
+
+
+def parse_int(text: str | None) -> int | None:
+    """An integer such as ``-42``, ``+7``, ``1,234,567`` or ``12.0``; None otherwise."""
+    text = clean(text)
+    if not text:
+        return None
+    text = text.strip("[]() ")
+    if _INT.fullmatch(text):
+        return int(text)
+    if _GROUPED_INT.fullmatch(text):
+        return int(text.replace(",", ""))
+    value = parse_number(text)
+    if value is not None and value == int(value):
+        return int(value)
+    return None
+
+
+def parse_number(text: str | None) -> float | None:
+    """A finite number: decimal, scientific, or an exact fraction/arithmetic like ``13/9``."""
+    text = clean(text)
+    if not text:
+        return None
+    text = text.strip("[]() ")
+    if _NUMBER.fullmatch(text):
+        value = float(text)
+    else:
+        try:
+            value = float(evaluate_arithmetic(text).value)
+        except (ValueError, OverflowError):
+            return None
+    return value if math.isfinite(value) else None
+
+
+def number_matches(written: str, expected: float) -> bool:
+    """Whether the number text `written` equals `expected` up to float noise or correct rounding.
+
+    A value written with at least MIN_ROUNDED_DECIMALS decimals counts when it is `expected`
+    rounded to that many places (the questions ask for no precision).
+    """
+    value = parse_number(written)
+    if value is None:
+        return False
+    if math.isclose(value, expected, rel_tol=NUMERIC_REL_TOL, abs_tol=NUMERIC_ABS_TOL):
+        return True
+    match = re.fullmatch(r"[-+]?\d*\.(\d+)", written.strip())
+    if match and len(match.group(1)) >= MIN_ROUNDED_DECIMALS:
+        half_unit = 0.5 * 10 ** -len(match.group(1))
+        return abs(value - expected) <= half_unit + NUMERIC_ABS_TOL
+    return False
+
+
+def parse_grid(text: str | None) -> list[list[str]] | None:
+    """Rows of cell strings from a nested list literal or from lines of separated cells.
+
+    A flat answer (one line, or a flat list) comes back as a single row; callers decide whether
+    a flattened grid is acceptable.
+    """
+    text = clean(text)
+    if not text:
+        return None
+    literal = parse_literal(text)
+    if isinstance(literal, (list, tuple)) and literal:
+        if all(isinstance(row, (list, tuple)) for row in literal):
+            return [[_cell(c) for c in row] for row in literal]
+        if not any(isinstance(c, (list, tuple, dict)) for c in literal):
+            return [[_cell(c) for c in literal]]
+    lines = [line for line in text.splitlines() if line.strip(" []\t")]
+    rows = [split_tokens(line) or [] for line in lines]
+    rows = [row for row in rows if row]
+    return rows or None
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def grid_cells(rows: list[list[str]] | None, n_rows: int, n_cols: int) -> list[str] | None:
+    """Row-major cells when `rows` has the expected shape or is one flat row of n_rows*n_cols."""
+    if not rows:
+        return None
+    if len(rows) == 1 and len(rows[0]) == n_rows * n_cols:
+        return list(rows[0])
+    if len(rows) == n_rows and all(len(row) == n_cols for row in rows):
+        return [cell for row in rows for cell in row]
+    return None
+
+
+def parse_pairs(text: str | None) -> list[tuple[int, int]] | None:
+    """Integer pairs written as ``0 3, 1 0``, ``(0,3), (1,0)`` or ``[[0, 3], [1, 0]]``."""
+    text = clean(text)
+    if not text:
+        return None
+    literal = parse_literal(text)
+    if isinstance(literal, (list, tuple)) and all(isinstance(p, (list, tuple)) for p in literal):
+        pairs = literal
+    elif re.search(r"[\[(]", text):
+        pairs = [re.split(r"[,\s]+", m.strip()) for m in re.findall(r"[\[(]([^\[\]()]*)[\])]", text)]
+    else:
+        pairs = [part.split() for part in re.split(r"[,;\n]", text) if part.strip()]
+    result = []
+    for pair in pairs:
+        if len(pair) != 2:
+            return None
+        first, second = (parse_int(str(v)) for v in pair)
+        if first is None or second is None:
+            return None
+        result.append((first, second))
+    return result
+
+
+class Evaluated:
+    """An exact arithmetic result and the numbers it used, in source order."""
+
+    __slots__ = ("value", "numbers")
+
+    def __init__(self, value: Fraction, numbers: list[Fraction]):
+        self.value = value
+        self.numbers = numbers
+
+
+_BINARY_OPS = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+}
+
+
+def evaluate_arithmetic(expression: str, *, allow_unary: bool = True) -> Evaluated:
+    """Exactly evaluate numbers with + - * / and parentheses; raise ValueError for anything else.
+
+    Also accepts the typographic operators ×, ÷ and −. Division by zero raises ValueError.
+    """
+    if not isinstance(expression, str) or len(expression) > MAX_ANSWER_CHARS:
+        raise ValueError("expression missing or too long")
+    text = expression.replace("×", "*").replace("÷", "/").replace("−", "-").replace("x", "*")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        raise ValueError(f"not an arithmetic expression: {expression!r}") from exc
+    if sum(1 for _ in ast.walk(tree)) > MAX_EXPRESSION_NODES:
+        raise ValueError("expression too long")
+    numbers: list[Fraction] = []
+
+    def walk(node: ast.AST) -> Fraction:
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            number = Fraction(str(node.value)) if isinstance(node.value, float) else Fraction(node.value)
+            numbers.append(number)
+            return number
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINARY_OPS:
+            left, right = walk(node.left), walk(node.right)
+            if isinstance(node.op, ast.Div) and right == 0:
+                raise ValueError("division by zero")
+            return _BINARY_OPS[type(node.op)](left, right)
+        if allow_unary and isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            operand = walk(node.operand)
+            return -operand if isinstance(node.op, ast.USub) else operand
+        raise ValueError(f"unsupported syntax in arithmetic: {type(node).__name__}")
+
+    return Evaluated(walk(tree), numbers)

@@ -1,0 +1,44 @@
+"""Shared registration for SymBench verifiers: names, the 0/1 result, the never-raise guard."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Callable
+
+from reward_fns.registry import Reference, register_verifier
+
+logger = logging.getLogger(__name__)
+
+FAMILY = "symbench"
+CORRECT, WRONG = 1.0, 0.0
+
+# task -> verifier, for this family only (the registry holds them as "symbench/<task>").
+TASK_VERIFIERS: dict[str, Callable[[str, Reference], float]] = {}
+
+# Errors that malformed model text can provoke deep inside a check; they mean "wrong answer".
+_ANSWER_ERRORS = (ValueError, TypeError, KeyError, IndexError, ArithmeticError, RecursionError)
+
+
+def symbench_verifier(task: str) -> Callable[[Callable[[str, Reference], bool]], Callable[[str, Reference], float]]:
+    """Register a ``check(answer, reference) -> bool`` as ``symbench/<task>`` returning 1.0 / 0.0.
+
+    The wrapper turns a missing answer and any parse error into 0.0, so model text never raises.
+    """
+
+    def decorator(check: Callable[[str, Reference], bool]) -> Callable[[str, Reference], float]:
+        @functools.wraps(check)
+        def verifier(answer: str, reference: Reference) -> float:
+            if not isinstance(answer, str):
+                return WRONG
+            try:
+                return CORRECT if check(answer, reference) is True else WRONG
+            except _ANSWER_ERRORS as exc:
+                logger.debug("%s/%s: answer rejected: %r", FAMILY, task, exc)
+                return WRONG
+
+        register_verifier(f"{FAMILY}/{task}", verifier)
+        TASK_VERIFIERS[task] = verifier
+        return verifier
+
+    return decorator
