@@ -1,0 +1,55 @@
+"""Reading task records from JSONL files, with errors that name the file, line and field."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from r1ci_verl.tasks.base import TaskDataError
+
+
+def parse_records(lines: Iterable[str], origin: str, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, record)`` for each non-blank JSON line of `origin`.
+
+    Refuses malformed JSON, records that are not objects, missing `required` fields and
+    duplicate ``id`` values, naming `origin` and the 1-based line.
+    """
+    seen: dict[str, int] = {}
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TaskDataError(f"{origin}:{line_no}: invalid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise TaskDataError(f"{origin}:{line_no}: expected a JSON object, got {type(record).__name__}")
+        missing = [name for name in required if name not in record]
+        if missing:
+            raise TaskDataError(f"{origin}:{line_no}: record is missing field(s) {missing}")
+        record_id = record.get("id")
+        if "id" in required:
+            if not isinstance(record_id, str) or not record_id:
+                raise TaskDataError(f"{origin}:{line_no}: field 'id' must be a non-empty string, got {record_id!r}")
+            if record_id in seen:
+                raise TaskDataError(f"{origin}:{line_no}: duplicate id {record_id!r} (first on line {seen[record_id]})")
+            seen[record_id] = line_no
+        yield line_no, record
+
+
+def read_jsonl_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """`parse_records` over a file; a missing file is a clear error, not an empty task."""
+    if not path.is_file():
+        raise FileNotFoundError(f"task data file not found: {path}")
+    with path.open(encoding="utf-8") as handle:
+        yield from parse_records(handle, str(path), required)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
