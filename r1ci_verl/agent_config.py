@@ -1,0 +1,97 @@
+"""Settings of the code-interpreter agent loop and the one sandbox each process shares.
+
+Settings come from three layers, later ones winning: defaults here, the loop's entry in the
+agent-loop YAML (``actor_rollout_ref.rollout.agent.agent_loop_config_path``), and the hydra
+node ``r1ci.agent_loop`` of the trainer config (``+r1ci.agent_loop.max_code_calls=4``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import threading
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+from reward_fns import protocol
+from tool_env import Sandbox, SandboxConfig, create_sandbox
+
+logger = logging.getLogger(__name__)
+
+HYDRA_NODE = ("r1ci", "agent_loop")  # trainer-config path of command-line overrides
+MAX_GENERATE_CALLS = 64  # engine calls per trajectory; guards against an engine that stops without progress
+
+
+@dataclass
+class AgentLoopSettings:
+    """What the loop does between engine calls. Defaults follow the R1-CI paper."""
+
+    max_code_calls: int = protocol.MAX_CODE_CALLS  # blocks beyond this get the call-limit notice
+    add_system_prompt: bool = True  # prepend protocol.SYSTEM_PROMPT when the row has no system message
+    use_stop_strings: bool = True  # ask the engine to pause at a closing fence (the loop cuts anyway)
+    stop_after_answer: bool = True  # a <<<answer>>> ends the trajectory: code after it is not run
+    max_generate_calls: int = MAX_GENERATE_CALLS
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sandbox, Mapping) or self.sandbox is None:
+            self.sandbox = SandboxConfig.from_mapping(self.sandbox)
+        if not isinstance(self.max_code_calls, int) or self.max_code_calls < 0:
+            raise ValueError(f"agent_loop.max_code_calls must be an int >= 0, got {self.max_code_calls!r}")
+        if not isinstance(self.max_generate_calls, int) or self.max_generate_calls < 1:
+            raise ValueError(f"agent_loop.max_generate_calls must be an int >= 1, got {self.max_generate_calls!r}")
+
+    @classmethod
+    def from_layers(cls, *layers: Mapping[str, Any] | None) -> "AgentLoopSettings":
+        """Merge mappings (later wins; the ``sandbox`` sub-mapping merges key by key)."""
+        known = {f.name for f in fields(cls)}
+        merged: dict[str, Any] = {}
+        sandbox: dict[str, Any] = {}
+        for layer in layers:
+            values = _plain(layer)
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise ValueError(f"unknown agent_loop settings {unknown}; known: {sorted(known)}")
+            sandbox.update(_plain(values.pop("sandbox", None)))
+            merged.update(values)
+        return cls(**merged, sandbox=SandboxConfig.from_mapping(sandbox))
+
+
+def _plain(values: Any) -> dict[str, Any]:
+    """A plain dict from None, a dict or an OmegaConf node."""
+    if values is None:
+        return {}
+    if hasattr(values, "_content"):  # OmegaConf node, without importing omegaconf here
+        from omegaconf import OmegaConf
+
+        values = OmegaConf.to_container(values, resolve=True)
+    if not isinstance(values, Mapping):
+        raise TypeError(f"expected a mapping of settings, got {type(values).__name__}")
+    return dict(values)
+
+
+_sandboxes: dict[str, Sandbox] = {}
+_sandboxes_lock = threading.Lock()
+
+
+def shared_sandbox(config: SandboxConfig) -> Sandbox:
+    """The process-wide sandbox for `config`: warm workers are paid for once, not per trajectory."""
+    key = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    with _sandboxes_lock:
+        sandbox = _sandboxes.get(key)
+        if sandbox is None:
+            logger.info("r1ci: starting %s sandbox shared by this process", config.backend)
+            sandbox = _sandboxes[key] = create_sandbox(config)
+        return sandbox
+
+
+@atexit.register
+def close_shared_sandboxes() -> None:
+    with _sandboxes_lock:
+        for sandbox in _sandboxes.values():
+            try:
+                sandbox.close()
+            except Exception:  # closing at exit must not mask the real exit status
+                logger.exception("r1ci: closing a shared sandbox failed")
+        _sandboxes.clear()

@@ -1,0 +1,303 @@
+"""The R1-Code-Interpreter agent loop: one assistant turn interleaved with code execution.
+
+The model reasons in text; when a ```python block closes, generation pauses, the block runs
+in a sandbox session opened for this trajectory, and the results block (see
+reward_fns.protocol) is appended as masked tokens; the model then continues the same
+assistant turn. Token-in/token-out: generated ids are kept exactly as the engine returned
+them (never re-tokenized), so response_mask and logprobs stay aligned with what was sampled.
+
+Select it per row with ``agent_name: r1ci_code_interpreter`` (registered by the
+``verl.plugins`` entry point in every process).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+from uuid import uuid4
+
+from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput, register
+from verl.utils.rollout_trace import rollout_trace_op
+from verl.workers.rollout.replica import TokenOutput
+
+from r1ci_verl.agent_config import HYDRA_NODE, AgentLoopSettings, shared_sandbox
+from reward_fns import protocol
+from tool_env import AsyncSession, ExecutionError, ExecutionResult
+
+logger = logging.getLogger(__name__)
+
+AGENT_NAME = "r1ci_code_interpreter"
+
+# How each rollout engine is asked to pause at a closing fence and keep the fence in its output.
+STOP_PARAMS_BY_ENGINE: dict[str, dict[str, Any]] = {
+    "vllm": {"include_stop_str_in_output": True},
+    "sglang": {"no_stop_trim": True},
+}
+
+
+@dataclass
+class TrajectoryStats:
+    """Per-trajectory counters, exported in extra_fields (rewards and trackers read them)."""
+
+    num_code_calls: int = 0
+    code_exec_time_s: float = 0.0
+    code_timeouts: int = 0
+    code_errors: int = 0
+    code_output_truncated: int = 0
+    sandbox_failures: int = 0
+    call_limit_reached: bool = False
+    response_truncated: bool = False
+    answered: bool = False
+    num_generate_calls: int = 0
+    stop_reason: str = ""
+
+
+@dataclass
+class _Trajectory:
+    """The growing response of one rollout: ids, mask and logprobs always the same length."""
+
+    prompt_ids: list[int]
+    budget: int
+    response_ids: list[int] = field(default_factory=list)
+    response_mask: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    segment_ids: list[int] = field(default_factory=list)  # generated since the last results block
+    has_logprobs: bool = False
+    model_segments: int = 0
+    results_blocks: int = 0
+    stats: TrajectoryStats = field(default_factory=TrajectoryStats)
+
+    @property
+    def remaining(self) -> int:
+        return self.budget - len(self.response_ids)
+
+    def add_generated(self, ids: list[int], logprobs: Optional[list[float]]) -> None:
+        if logprobs is not None:
+            self.has_logprobs = True
+        self.response_ids += ids
+        self.response_mask += [1] * len(ids)
+        self.logprobs += logprobs if logprobs is not None else [0.0] * len(ids)
+        self.segment_ids += ids
+
+    def add_inserted(self, ids: list[int]) -> None:
+        self.response_ids += ids
+        self.response_mask += [0] * len(ids)
+        self.logprobs += [0.0] * len(ids)
+        self.segment_ids = []
+        self.results_blocks += 1
+
+
+@register(AGENT_NAME)
+class CodeInterpreterAgentLoop(AgentLoopBase):
+    """verl agent loop speaking the R1-CI markdown protocol (see module docstring)."""
+
+    def __init__(self, *args: Any, tools: Any = None, name: str | None = None, **kwargs: Any):
+        settings = {k: kwargs.pop(k) for k in list(kwargs) if k in AgentLoopSettings.__dataclass_fields__}
+        super().__init__(*args, **kwargs)
+        overrides = self.config.get(HYDRA_NODE[0], {}) or {}
+        self.settings = AgentLoopSettings.from_layers(settings, overrides.get(HYDRA_NODE[1]))
+        self.response_length: int = self.rollout_config.response_length
+        self._stop_params = self._engine_stop_params(self.rollout_config.get("name", ""))
+        self._eos_ids = {self.tokenizer.eos_token_id} - {None}
+
+    def _engine_stop_params(self, engine: str) -> dict[str, Any]:
+        if not self.settings.use_stop_strings:
+            return {}
+        extra = STOP_PARAMS_BY_ENGINE.get(engine)
+        if extra is None:
+            logger.warning("r1ci: engine %r: stop strings not configured; the loop cuts at fences itself", engine)
+            return {}
+        return {"stop": list(protocol.STOP_STRINGS), **extra}
+
+    @rollout_trace_op
+    async def run(self, sampling_params: dict[str, Any], priority: int = 0, **kwargs: Any) -> AgentLoopOutput:
+        messages = self._messages(kwargs["raw_prompt"])
+        prompt_ids = await self.ct_build_initial_tokens(messages)
+        traj = _Trajectory(prompt_ids=list(prompt_ids), budget=self.response_length)
+        request_id = f"det-{priority}" if self.rollout_config.get("full_determinism") else uuid4().hex
+        timing = {"generate_sequences": 0.0, "tool_calls": 0.0, "num_preempted": 0}
+        engine_fields: dict[str, Any] = {}
+        sessions: list[AsyncSession] = []  # opened lazily: trajectories without code cost nothing
+        try:
+            await self._roll(traj, request_id, sampling_params, sessions, timing, engine_fields)
+        finally:
+            for session in sessions:
+                await session.close()
+        return self._output(traj, timing, engine_fields)
+
+    def _messages(self, raw_prompt: Any) -> list[dict[str, Any]]:
+        messages = [dict(m) for m in raw_prompt]
+        if self.settings.add_system_prompt and (not messages or messages[0].get("role") != "system"):
+            messages.insert(0, {"role": "system", "content": protocol.SYSTEM_PROMPT})
+        return messages
+
+    async def _roll(
+        self,
+        traj: _Trajectory,
+        request_id: str,
+        sampling_params: dict[str, Any],
+        sessions: list[AsyncSession],
+        timing: dict[str, Any],
+        engine_fields: dict[str, Any],
+    ) -> None:
+        stats, settings = traj.stats, self.settings
+        last_chance = False  # set once the call-limit notice is shown
+        while True:
+            if traj.remaining <= 0:
+                stats.response_truncated, stats.stop_reason = True, "length"
+                return
+            if stats.num_generate_calls >= settings.max_generate_calls:
+                stats.stop_reason = "max_generate_calls"
+                return
+            budget = traj.remaining
+            output = await self._generate(traj, request_id, sampling_params, budget, timing, engine_fields)
+            new_ids = list(output.token_ids)[:budget]
+            if not new_ids:
+                stats.stop_reason = "empty"
+                return
+            logprobs = list(output.log_probs)[: len(new_ids)] if output.log_probs else None
+            if logprobs is not None and len(logprobs) != len(new_ids):
+                raise ValueError(f"engine returned {len(logprobs)} logprobs for {len(new_ids)} tokens")
+            if not traj.segment_ids:
+                traj.model_segments += 1
+
+            keep, text, block = self._cut_after_block(traj.segment_ids, new_ids)
+            traj.add_generated(new_ids[:keep], logprobs[:keep] if logprobs is not None else None)
+            answered_before = settings.stop_after_answer and (
+                protocol.extract_answer(text if block is None else text[: block.start]) is not None
+            )
+            if block is None:
+                if not answered_before and self._paused_at_other_fence(text, keep, budget):
+                    continue  # engine stopped at a non-python fence: the turn goes on
+                stats.stop_reason = self._stop_reason(new_ids, budget, answered_before)
+                stats.response_truncated = stats.stop_reason == "length"
+                return
+            if answered_before:
+                stats.stop_reason = "answer"
+                return
+            if last_chance:
+                stats.stop_reason = "call_limit"
+                return
+            if stats.num_code_calls >= settings.max_code_calls:
+                body = protocol.call_limit_notice(settings.max_code_calls)
+                stats.call_limit_reached = last_chance = True
+            else:
+                body = await self._execute(block.code, traj, sessions, timing)
+            if not self._insert(traj, protocol.format_results_block(body, text)):
+                stats.response_truncated, stats.stop_reason = True, "length"
+                return
+
+    async def _generate(
+        self,
+        traj: _Trajectory,
+        request_id: str,
+        sampling_params: dict[str, Any],
+        budget: int,
+        timing: dict[str, Any],
+        engine_fields: dict[str, Any],
+    ) -> TokenOutput:
+        params = {**sampling_params, "max_tokens": budget}
+        if self._stop_params:
+            stops = list(params.get("stop") or []) + [s for s in self._stop_params["stop"]]
+            params.update(self._stop_params, stop=list(dict.fromkeys(stops)))
+        start = time.perf_counter()
+        output: TokenOutput = await self.server_manager.generate(
+            request_id=request_id, prompt_ids=traj.prompt_ids + traj.response_ids, sampling_params=params
+        )
+        timing["generate_sequences"] += time.perf_counter() - start
+        timing["num_preempted"] += output.num_preempted or 0
+        traj.stats.num_generate_calls += 1
+        if not engine_fields:
+            engine_fields.update(output.extra_fields)
+        elif output.extra_fields.get("max_global_steps") is not None:
+            engine_fields["max_global_steps"] = output.extra_fields["max_global_steps"]
+        return output
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    def _cut_after_block(
+        self, segment_ids: list[int], new_ids: list[int]
+    ) -> tuple[int, str, Optional[protocol.CodeBlock]]:
+        """Smallest k such that segment + new_ids[:k] holds a closed python block.
+
+        Returns (k, decoded segment text up to the cut, block); k = len(new_ids) and block None
+        when no block closed. Everything after the fence is dropped, so behaviour does not
+        depend on the engine honouring stop strings.
+        """
+        n = len(new_ids)
+        text = self._decode(segment_ids + new_ids)
+        block = protocol.find_python_block(text)
+        if block is None:
+            return n, text, None
+        # Usual case (the engine stopped at the fence): one token fewer no longer closes it.
+        shorter = self._decode(segment_ids + new_ids[: n - 1])
+        if protocol.find_python_block(shorter) is None:
+            return n, text, block
+        lo, hi, hi_text = 1, n - 1, shorter  # invariant: prefix hi closes a block, lo-1 does not
+        while lo < hi:
+            mid = (lo + hi) // 2
+            mid_text = self._decode(segment_ids + new_ids[:mid])
+            if protocol.find_python_block(mid_text) is None:
+                lo = mid + 1
+            else:
+                hi, hi_text = mid, mid_text
+        return hi, hi_text, protocol.find_python_block(hi_text)
+
+    def _paused_at_other_fence(self, text: str, num_new: int, budget: int) -> bool:
+        """The engine honoured our stop string at the close of a non-python block."""
+        return bool(self._stop_params) and num_new < budget and text.endswith(protocol.STOP_STRINGS)
+
+    def _stop_reason(self, new_ids: list[int], budget: int, answered: bool) -> str:
+        if new_ids[-1] in self._eos_ids:
+            return "eos"
+        if answered:
+            return "answer"
+        return "length" if len(new_ids) >= budget else "stop"
+
+    async def _execute(
+        self, code: str, traj: _Trajectory, sessions: list[AsyncSession], timing: dict[str, Any]
+    ) -> str:
+        """Run one block; infrastructure failures become an error the model sees, logged loudly."""
+        stats, sandbox_config = traj.stats, self.settings.sandbox
+        start = time.perf_counter()
+        try:
+            if not sessions:
+                sessions.append(shared_sandbox(sandbox_config).async_session(stateful=sandbox_config.stateful))
+            result = await sessions[0].run(code)
+        except Exception as exc:
+            logger.error("r1ci: sandbox failed to run a code block: %r", exc, exc_info=True)
+            stats.sandbox_failures += 1
+            result = ExecutionResult(error=ExecutionError("SandboxError", str(exc)), exit_code=None)
+        elapsed = time.perf_counter() - start
+        timing["tool_calls"] += elapsed
+        stats.num_code_calls += 1
+        stats.code_exec_time_s += elapsed
+        stats.code_timeouts += bool(result.timed_out)
+        stats.code_errors += result.error is not None and not result.timed_out
+        stats.code_output_truncated += bool(result.truncated)
+        return protocol.format_results_body(result, sandbox_config.timeout_s)
+
+    def _insert(self, traj: _Trajectory, text: str) -> bool:
+        """Append masked results tokens; False when the response budget cut them short."""
+        # Output text that spells a special token ("<|im_end|>") must stay plain text.
+        ids = self.tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
+        fits = len(ids) <= traj.remaining
+        traj.add_inserted(ids[: max(traj.remaining, 0)])
+        return fits
+
+    def _output(self, traj: _Trajectory, timing: dict[str, Any], engine_fields: dict[str, Any]) -> AgentLoopOutput:
+        stats = traj.stats
+        stats.answered = protocol.extract_answer(self._decode(traj.response_ids)) is not None
+        extra_fields = {**engine_fields, **asdict(stats)}
+        return AgentLoopOutput(
+            prompt_ids=traj.prompt_ids,
+            response_ids=traj.response_ids,
+            response_mask=traj.response_mask,
+            response_logprobs=traj.logprobs if traj.has_logprobs else None,
+            num_turns=1 + traj.model_segments + traj.results_blocks,
+            metrics=timing,
+            extra_fields=extra_fields,
+        )
