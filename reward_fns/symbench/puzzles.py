@@ -118,10 +118,11 @@ def check_letter_logic_diagram(answer: str, reference: Reference) -> bool:
 
 @symbench_verifier("logic_puzzle")
 def check_logic_puzzle(answer: str, reference: Reference) -> bool:
-    """Exactly meta.derived_num_select distinct cells with distinct numbers, including the start
-    cell, such that every row's and column's selected numbers meet the constraint.
+    """Exactly meta.derived_num_select distinct cells, including the start cell, such that every
+    row's and column's selected numbers meet the constraint.
 
-    Stored solutions are not trusted (27/100 break the constraints).
+    "Select N different numbers" is read as N different cells (values may repeat), as the data
+    README specifies. Stored solutions are not trusted (27/100 break the constraints).
     """
     grid = reference.meta["grid"]
     pairs = parse_pairs(answer)
@@ -132,8 +133,6 @@ def check_logic_puzzle(answer: str, reference: Reference) -> bool:
     if not all(0 <= r < len(grid) and 0 <= c < len(grid[r]) for r, c in pairs):
         return False
     values = [grid[r][c] for r, c in pairs]
-    if len(set(values)) != len(values):  # "select N different numbers"
-        return False
     lines: dict[tuple[str, int], list[int]] = {}
     for (r, c), value in zip(pairs, values):
         lines.setdefault(("row", r), []).append(value)
