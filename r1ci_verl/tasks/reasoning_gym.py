@@ -62,30 +62,21 @@ def task_seed(seed: int, dataset: str) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def default_reference(dataset: str, entry: dict[str, Any]) -> Reference:
-    return Reference(
-        task=f"reasoning_gym/{dataset}",
-        answer=entry.get("answer"),
-        meta={"question": entry["question"], "metadata": entry.get("metadata", {})},
-    )
-
-
-def reference_for(dataset: str, entry: dict[str, Any]) -> Reference:
+def reference_for(dataset: str, entry: dict[str, Any], origin: str) -> Reference:
     """Ask the verifier package how it wants this entry's reference, so both sides agree."""
+    from reward_fns.reasoning_gym_tasks import reference_from_entry
+
     try:
-        from reward_fns.reasoning_gym_tasks import reference_from_entry
-    except ImportError:
-        return default_reference(dataset, entry)
-    return reference_from_entry(dataset, entry)
+        return reference_from_entry(dataset, entry)
+    except (TypeError, ValueError) as exc:
+        raise TaskDataError(f"{origin}: {exc}") from None
 
 
 def enabled_datasets() -> list[str]:
-    """Datasets the reward side can score; all categorised ones until its allow-list exists."""
-    try:
-        from reward_fns.reasoning_gym_tasks import ENABLED_DATASETS
-    except ImportError:
-        return sorted(REASONING_GYM_CATEGORIES)
-    return sorted(ENABLED_DATASETS)
+    """Datasets the reward side can score (its audited allow-list)."""
+    from reward_fns.reasoning_gym_tasks import ENABLED
+
+    return sorted(ENABLED)
 
 
 @dataclass(frozen=True)
@@ -116,7 +107,7 @@ class ReasoningGymTask(Task):
             question = entry.get("question")
             if not isinstance(question, str) or not question.strip():
                 raise TaskDataError(f"{origin}: generated entry has no question")
-            reference = reference_for(self.source_name, entry)
+            reference = reference_for(self.source_name, entry, origin)
             if reference.answer is None and not reference.meta:
                 raise TaskDataError(f"{origin}: no ground truth: entry has neither an answer nor metadata")
             yield TaskQuestion(

@@ -55,13 +55,16 @@ def default_reference(record: dict[str, Any]) -> Reference:
     return Reference(task=f"symbench/{record['task']}", answer=record["solution"], meta=dict(record["meta"]))
 
 
-def reference_for(record: dict[str, Any]) -> Reference:
+def reference_for(record: dict[str, Any], origin: str) -> Reference:
     """Ask the verifier package how it wants this record's reference, so both sides agree."""
     try:
         from reward_fns.symbench import reference_from_record
     except ImportError:
         return default_reference(record)
-    return reference_from_record(record)
+    try:
+        return reference_from_record(record)
+    except ValueError as exc:
+        raise TaskDataError(f"{origin}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class SymBenchTask(Task):
         return TaskQuestion(
             question_id=f"{self.family}/{record['id']}",
             prompt=user_prompt(question),
-            reference=reference_for(record),
+            reference=reference_for(record, origin),
             source=origin if self.hf_repo is not None else f"{self.family}/{Path(origin).name}",
         )
 

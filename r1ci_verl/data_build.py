@@ -1,0 +1,331 @@
+"""Build verl-ready parquet from the task registry: RL rows (train/test) and SFT rows.
+
+Every row's ``data_source`` is its task's verifier name and ``reward_model.ground_truth`` is
+a JSON string ``{"task", "answer", "meta"}``, so columns keep one arrow schema across tasks.
+Files are written to a temporary name and moved into place, so a crash never leaves a
+half-written parquet; ``manifest.json`` records counts, seeds, hashes and the split version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from reward_fns.protocol import SYSTEM_PROMPT
+from r1ci_verl import __version__
+from r1ci_verl.sft_render import Step, TrajectoryError, render_messages
+from r1ci_verl.splits import CURRENT_VERSION, SPLITS, SplitError, TaskSplit, load_split
+from r1ci_verl.tasks import FAMILIES, Task, TaskDataError, TaskQuestion, get_task, list_tasks
+from r1ci_verl.tasks.records import parse_records, sha256_file
+
+AGENT_NAME = "r1ci_code_interpreter"
+REWARD_STYLE = "rule"
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "r1ci-data/1"
+
+_MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+RL_SCHEMA = pa.schema(
+    [
+        ("data_source", pa.string()),
+        ("prompt", _MESSAGES),
+        ("ability", pa.string()),
+        ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
+        ("agent_name", pa.string()),
+        (
+            "extra_info",
+            pa.struct(
+                [
+                    ("index", pa.int64()),
+                    ("task", pa.string()),
+                    ("family", pa.string()),
+                    ("category", pa.string()),
+                    ("split", pa.string()),
+                    ("question_id", pa.string()),
+                    ("source", pa.string()),
+                ]
+            ),
+        ),
+    ]
+)
+SFT_SCHEMA = pa.schema(
+    [
+        ("messages", _MESSAGES),
+        ("data_source", pa.string()),
+        (
+            "extra_info",
+            pa.struct([("index", pa.int64()), ("task", pa.string()), ("question_id", pa.string())]),
+        ),
+    ]
+)
+
+
+class BuildError(ValueError):
+    """Bad build input: the message names the task, file, row or field."""
+
+
+@dataclass
+class BuildConfig:
+    """What `r1ci data build` builds; every field is a command-line override."""
+
+    out: str = "data/r1ci"
+    families: list[str] = field(default_factory=lambda: list(FAMILIES))
+    tasks: list[str] | None = None  # exact task names; default: every registered task of `families`
+    splits: list[str] = field(default_factory=lambda: list(SPLITS))
+    max_per_task: int = 200  # paper: >= 200 questions per task where the source has them
+    seed: int = 0  # drives generated tasks; fixed-data tasks take the first `max_per_task`
+    split_version: int = CURRENT_VERSION
+    split_file: str | None = None  # an explicit split file instead of the packaged version
+    symbench_hf_repo: str | None = None  # read SymBench from this HF dataset, not the bundled copy
+    symbench_hf_revision: str | None = None
+
+    def validate(self) -> None:
+        if self.max_per_task < 1:
+            raise BuildError(f"max_per_task must be >= 1, got {self.max_per_task}")
+        unknown = sorted(set(self.families) - set(FAMILIES))
+        if unknown:
+            raise BuildError(f"unknown families {unknown}; known: {list(FAMILIES)}")
+        bad_splits = sorted(set(self.splits) - set(SPLITS))
+        if bad_splits or not self.splits:
+            raise BuildError(f"splits must be a non-empty subset of {list(SPLITS)}, got {self.splits}")
+
+
+def question_index(question_id: str) -> int:
+    """A stable non-negative int for `question_id` (extra_info.index), the same in every build.
+
+    53 bits so it survives any float round trip; collisions are checked at build time.
+    """
+    return int.from_bytes(hashlib.sha256(question_id.encode("utf-8")).digest()[:8], "big") >> 11
+
+
+def select_tasks(config: BuildConfig) -> list[Task]:
+    """The tasks to build, in name order, with the SymBench source the config asks for."""
+    registered = list_tasks(config.families)
+    if config.tasks:
+        unknown = sorted(set(config.tasks) - set(list_tasks()))
+        if unknown:
+            raise BuildError(f"unknown task(s) {unknown}; see `r1ci data list`")
+        names = sorted(n for n in set(config.tasks) if n in registered)
+        if not names:
+            raise BuildError(f"none of the tasks {config.tasks} is in families {config.families}")
+    else:
+        names = registered
+    tasks = [get_task(name) for name in names]
+    if config.symbench_hf_repo:
+        tasks = [t.from_hf(config.symbench_hf_repo, config.symbench_hf_revision) if t.family == "symbench" else t for t in tasks]
+    return tasks
+
+
+def ground_truth_json(question: TaskQuestion, task: Task) -> str:
+    try:
+        return json.dumps(question.ground_truth(), ensure_ascii=False, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise BuildError(f"task {task.name!r}, question {question.question_id!r}: ground truth is not JSON ({exc})") from None
+
+
+def rl_row(task: Task, question: TaskQuestion, split: str) -> dict[str, Any]:
+    """One verl RL row: chat prompt, reward routing, ground truth and bookkeeping."""
+    return {
+        "data_source": task.name,
+        "prompt": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question.prompt}],
+        "ability": task.category,
+        "reward_model": {"style": REWARD_STYLE, "ground_truth": ground_truth_json(question, task)},
+        "agent_name": AGENT_NAME,
+        "extra_info": {
+            "index": question_index(question.question_id),
+            "task": task.name,
+            "family": task.family,
+            "category": task.category,
+            "split": split,
+            "question_id": question.question_id,
+            "source": question.source,
+        },
+    }
+
+
+def write_parquet_atomic(rows: Sequence[dict[str, Any]], schema: pa.Schema, path: Path) -> str:
+    """Write `rows` to `path` via a temporary file and `os.replace`; return the file's sha256."""
+    table = pa.Table.from_pylist(list(rows), schema=schema)
+    return _write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return sha256_file(path)
+
+
+def write_json_atomic(data: Any, path: Path) -> str:
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return _write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+@dataclass
+class TaskSummary:
+    task: str
+    family: str
+    category: str
+    split: str
+    rows: int
+    source: dict[str, Any]
+
+
+@dataclass
+class BuildResult:
+    rows: dict[str, list[dict[str, Any]]]
+    summaries: list[TaskSummary]
+    split: TaskSplit
+
+
+def build_rl_rows(config: BuildConfig, progress: bool = False) -> BuildResult:
+    """All RL rows per split, in task-name then source order; refuses duplicate question ids."""
+    config.validate()
+    split = load_split(version=config.split_version, path=config.split_file)
+    tasks = select_tasks(config)
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in config.splits}
+    summaries: list[TaskSummary] = []
+    owner_of_index: dict[int, str] = {}
+    iterator: Iterable[Task] = tasks
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(tasks, desc="building tasks", unit="task")
+    for task in iterator:
+        side = split.split_of(task.name)  # a task the split does not cover stops the build
+        if side not in rows:
+            continue
+        count = 0
+        for question in task.questions(config.max_per_task, config.seed):
+            row = rl_row(task, question, side)
+            index = row["extra_info"]["index"]
+            if index in owner_of_index:
+                raise BuildError(
+                    f"task {task.name!r}: duplicate question id {question.question_id!r} "
+                    f"(index {index} already used by {owner_of_index[index]!r})"
+                )
+            owner_of_index[index] = question.question_id
+            rows[side].append(row)
+            count += 1
+        if count == 0:
+            raise BuildError(f"task {task.name!r} produced no questions")
+        summaries.append(
+            TaskSummary(task.name, task.family, task.category, side, count, task.source_fingerprint(config.max_per_task, config.seed))
+        )
+    return BuildResult(rows=rows, summaries=summaries, split=split)
+
+
+def build(config: BuildConfig, progress: bool = False) -> dict[str, Any]:
+    """Write ``<out>/{train,test}.parquet`` and ``manifest.json``; return the manifest."""
+    result = build_rl_rows(config, progress=progress)
+    out = Path(config.out)
+    files: dict[str, Any] = {}
+    for side, side_rows in result.rows.items():
+        if not side_rows:
+            continue  # no selected task on this side: no empty parquet to trip verl
+        path = out / f"{side}.parquet"
+        digest = write_parquet_atomic(side_rows, RL_SCHEMA, path)
+        files[path.name] = {"rows": len(side_rows), "sha256": digest}
+    if not files:
+        raise BuildError(f"nothing to write: no selected task is on the {config.splits} side of the split")
+    split_file = result.split.path
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "r1ci_verl_version": __version__,
+        "config": {k: v for k, v in asdict(config).items() if k != "out"},
+        "split": {
+            "version": result.split.version,
+            "file": split_file.name if split_file else None,
+            "sha256": sha256_file(split_file) if split_file else None,
+        },
+        "files": files,
+        "tasks": {s.task: {k: v for k, v in asdict(s).items() if k != "task"} for s in result.summaries},
+        "counts": {
+            "tasks": dict(Counter(s.split for s in result.summaries)),
+            "rows": {side: len(r) for side, r in result.rows.items()},
+            "rows_by_family": _rows_by_family(result.summaries),
+        },
+    }
+    write_json_atomic(manifest, out / MANIFEST_NAME)
+    return manifest
+
+
+def _rows_by_family(summaries: Sequence[TaskSummary]) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for summary in summaries:
+        counts[f"{summary.split}/{summary.family}"] += summary.rows
+    return dict(sorted(counts.items()))
+
+
+# ---------------------------------------------------------------- SFT
+
+
+def sft_rows_from_trajectories(
+    records: Iterable[tuple[str, dict[str, Any]]], split: TaskSplit, timeout_s: float | None = None
+) -> list[dict[str, Any]]:
+    """SFT rows from teacher trajectories ``(origin, record)``; test-side tasks are refused.
+
+    A record is ``{"question_id", "task", "prompt": [messages], "steps": [{"reasoning", "code",
+    "output"}], "final": str, "answer": str | null}``; `prompt` is the RL row's prompt the
+    teacher answered, so SFT and RL see the same question text.
+    """
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}
+    for origin, record in records:
+        task = record["task"]
+        try:
+            side = split.split_of(task)
+        except SplitError as exc:
+            raise BuildError(f"{origin}: {exc}") from None
+        if side != "train":
+            raise BuildError(f"{origin}: task {task!r} is on the {side} side of split v{split.version}; SFT data must come from training tasks")
+        qid = record["question_id"]
+        if qid in seen:
+            raise BuildError(f"{origin}: duplicate question_id {qid!r} (first at {seen[qid]})")
+        seen[qid] = origin
+        prompt = record["prompt"]
+        if not isinstance(prompt, list) or not prompt or prompt[-1].get("role") != "user":
+            raise BuildError(f"{origin}: field 'prompt' must be a list of chat messages ending with the user turn")
+        try:
+            steps = [Step.from_dict(s) for s in record["steps"]]
+            messages = render_messages(prompt, steps, record["final"], record.get("answer"), timeout_s=timeout_s)
+        except (TrajectoryError, TypeError, AttributeError) as exc:
+            raise BuildError(f"{origin}: {exc}") from None
+        rows.append(
+            {"messages": messages, "data_source": task, "extra_info": {"index": question_index(qid), "task": task, "question_id": qid}}
+        )
+    return rows
+
+
+TRAJECTORY_FIELDS = ("question_id", "task", "prompt", "steps", "final")
+
+
+def build_sft(trajectories: Path, out: Path, split: TaskSplit, timeout_s: float | None = None) -> dict[str, Any]:
+    """Render a JSONL file of teacher trajectories into ``<out>/sft.parquet``."""
+    if not trajectories.is_file():
+        raise BuildError(f"trajectory file not found: {trajectories}")
+    with trajectories.open(encoding="utf-8") as handle:
+        try:
+            records = [
+                (f"{trajectories}:{line}", record) for line, record in parse_records(handle, str(trajectories), TRAJECTORY_FIELDS)
+            ]
+        except TaskDataError as exc:
+            raise BuildError(str(exc)) from None
+    rows = sft_rows_from_trajectories(records, split, timeout_s=timeout_s)
+    if not rows:
+        raise BuildError(f"{trajectories}: no trajectories")
+    digest = write_parquet_atomic(rows, SFT_SCHEMA, out / "sft.parquet")
+    return {"file": "sft.parquet", "rows": len(rows), "sha256": digest, "trajectories_sha256": sha256_file(trajectories)}
