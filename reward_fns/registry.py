@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ VerifierResult = Union[float, bool]
 Verifier = Callable[[str, "Reference"], VerifierResult]
 
 _VERIFIERS: dict[str, Verifier] = {}
+_TIME_BUDGETS: dict[str, float] = {}
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,10 +32,18 @@ class Reference:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def register_verifier(name: str, fn: Verifier | None = None, *, overwrite: bool = False):
-    """Register `fn` under `name`; usable as ``@register_verifier("my/task")``."""
+def register_verifier(
+    name: str, fn: Verifier | None = None, *, overwrite: bool = False, time_budget_s: float | None = None
+):
+    """Register `fn` under `name`; usable as ``@register_verifier("my/task")``.
+
+    `time_budget_s`: for verifiers that may run long (simulation, sympy, third-party scorers):
+    scoring gives up on them after this many seconds and scores 0 (see reward_fns.scoring).
+    """
     if not isinstance(name, str) or not name:
         raise ValueError(f"verifier name must be a non-empty str, got {name!r}")
+    if time_budget_s is not None and not time_budget_s > 0:
+        raise ValueError(f"verifier {name!r}: time_budget_s must be > 0, got {time_budget_s!r}")
 
     def decorator(func: Verifier) -> Verifier:
         if not callable(func):
@@ -40,6 +51,10 @@ def register_verifier(name: str, fn: Verifier | None = None, *, overwrite: bool 
         if name in _VERIFIERS and not overwrite and _VERIFIERS[name] is not func:
             raise ValueError(f"verifier {name!r} is already registered ({_VERIFIERS[name].__module__})")
         _VERIFIERS[name] = func
+        if time_budget_s is not None:
+            _TIME_BUDGETS[name] = float(time_budget_s)
+        else:
+            _TIME_BUDGETS.pop(name, None)
         return func
 
     return decorator(fn) if fn is not None else decorator
@@ -60,6 +75,11 @@ def has_verifier(name: str) -> bool:
     return name in _VERIFIERS
 
 
+def get_time_budget(name: str) -> float | None:
+    """Seconds a verifier may run before scoring gives up on it; None: no budget (fast verifiers)."""
+    return _TIME_BUDGETS.get(name)
+
+
 def list_verifiers() -> list[str]:
     _load_builtin_verifiers()
     return sorted(_VERIFIERS)
@@ -75,7 +95,12 @@ def _load_builtin_verifiers() -> None:
         return
     _builtins_loaded = True
     for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # a dependency of the module is missing: a real error
+                raise
+            logger.warning("built-in verifier module %s is not available; its tasks are unregistered", module)
 
 
 def load_user_module(spec: str) -> Any:

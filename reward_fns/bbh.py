@@ -1,0 +1,119 @@
+"""BIG-Bench-Hard verifiers: all 27 tasks, registered as ``bbh/<task>``.
+
+Reference: ``Reference(task, answer=<target>, meta={})``. BBH targets come in a few shapes (option
+letters, yes/no, True/False, valid/invalid, integers, bracket sequences, sorted words); each task
+is mapped to the comparison its target needs. Three option-task rows carry a text target (their
+options split a title at a comma), so option tasks fall back to text equality for such rows.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from reward_fns.normalize import (
+    choice_word,
+    clean_text,
+    option_letter,
+    parse_number,
+    split_list,
+    text_equal,
+    yes_no,
+)
+from reward_fns.registry import Reference, register_verifier
+
+FAMILY = "bbh"
+_OPTION_TARGET = re.compile(r"^\(([A-Z])\)$")
+_BRACKETS = frozenset("()[]{}<>")
+
+
+def option_match(answer: str, target: str) -> bool:
+    """Same option letter as a "(B)" target; text equality when the target is not a letter."""
+    letter = _OPTION_TARGET.match(target.strip())
+    if letter is None:
+        return text_equal(answer, target)
+    return option_letter(answer) == letter.group(1)
+
+
+def yes_no_match(answer: str, target: str) -> bool:
+    """yes/no and True/False targets: the answer must state the same truth value."""
+    given, expected = yes_no(answer), yes_no(target)
+    if expected is None:
+        raise ValueError(f"target {target!r} is not yes/no or True/False")
+    return given is not None and given == expected
+
+
+def valid_invalid_match(answer: str, target: str) -> bool:
+    """formal_fallacies: the whole answer must be the word "valid" or "invalid"."""
+    return choice_word(answer, ("valid", "invalid")) == clean_text(target).casefold()
+
+
+def integer_match(answer: str, target: str) -> bool:
+    """Integer targets: numerically equal (commas, units, "24.0" and number words tolerated)."""
+    given, expected = parse_number(answer), parse_number(target)
+    if expected is None:
+        raise ValueError(f"target {target!r} is not a number")
+    return given is not None and given == expected
+
+
+def dyck_match(answer: str, target: str) -> bool:
+    """dyck_languages: the same closing brackets in order; spaces and commas do not matter."""
+    cleaned = clean_text(answer).replace(",", "")
+    if any(not ch.isspace() and ch not in _BRACKETS for ch in cleaned):
+        return False
+    closing = "".join(cleaned.split())
+    return bool(closing) and closing == "".join(target.split())
+
+
+def word_list_match(answer: str, target: str) -> bool:
+    """word_sorting: the same words in the same order, separated by spaces or commas."""
+    return [w.casefold() for w in split_list(answer)] == [w.casefold() for w in target.split()]
+
+
+Matcher = Callable[[str, str], bool]
+
+# task → how its target is compared. Keep in sync with the bundled bbh/*.jsonl (tested).
+TASK_MATCHERS: dict[str, Matcher] = {
+    "boolean_expressions": yes_no_match,  # True / False
+    "causal_judgement": yes_no_match,
+    "date_understanding": option_match,
+    "disambiguation_qa": option_match,
+    "dyck_languages": dyck_match,
+    "formal_fallacies": valid_invalid_match,
+    "geometric_shapes": option_match,
+    "hyperbaton": option_match,
+    "logical_deduction_five_objects": option_match,
+    "logical_deduction_seven_objects": option_match,
+    "logical_deduction_three_objects": option_match,
+    "movie_recommendation": option_match,  # one text target: "Monsters, Inc"
+    "multistep_arithmetic_two": integer_match,
+    "navigate": yes_no_match,
+    "object_counting": integer_match,
+    "penguins_in_a_table": option_match,
+    "reasoning_about_colored_objects": option_match,
+    "ruin_names": option_match,  # two text targets
+    "salient_translation_error_detection": option_match,
+    "snarks": option_match,
+    "sports_understanding": yes_no_match,
+    "temporal_sequences": option_match,
+    "tracking_shuffled_objects_five_objects": option_match,
+    "tracking_shuffled_objects_seven_objects": option_match,
+    "tracking_shuffled_objects_three_objects": option_match,
+    "web_of_lies": yes_no_match,
+    "word_sorting": word_list_match,
+}
+
+
+def _make_verifier(task: str, matcher: Matcher):
+    def verify(answer: str, reference: Reference) -> float:
+        if not isinstance(reference.answer, str):
+            raise TypeError(f"{FAMILY}/{task}: reference answer must be a str, got {reference.answer!r}")
+        return 1.0 if matcher(answer, reference.answer) else 0.0
+
+    verify.__name__ = f"verify_{task}"
+    verify.__doc__ = f"BBH {task}: {matcher.__doc__}"
+    return verify
+
+
+for _task, _matcher in TASK_MATCHERS.items():
+    register_verifier(f"{FAMILY}/{_task}", _make_verifier(_task, _matcher))

@@ -1,0 +1,303 @@
+"""Reasoning-Gym verifiers, registered as ``reasoning_gym/<dataset>``; scoring delegates to reasoning-gym.
+
+Reference: ``Reference(task, answer=<entry answer>, meta=<entry metadata, JSON-safe>)``; build it
+with `reference_from_entry`. An answer is correct only when reasoning-gym's scorer returns exactly
+1.0: many scorers give 0.01–0.05 to any answer, which must not look like progress to RL.
+
+The allow-list below was audited against reasoning-gym ``RG_VERSION``: every enabled dataset's
+generated answers score 1 after a JSON round trip and wrong answers score 0 (tested). Scorers are
+third-party code, so some get help:
+  * gates: scorers that ``eval`` / ``sympy.parse_expr`` the model's text only see text that is a
+    plain literal or arithmetic (no calls outside a maths allow-list, no attributes, bounded powers);
+  * overrides: three scorers accept wrong answers, so a strict check replaces them;
+  * meta restore: ARC grids are tuples, which JSON turns into lists.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import json
+import logging
+import math
+import re
+from fractions import Fraction
+from typing import Any, Callable
+
+from reward_fns.normalize import parse_number, yes_no
+from reward_fns.registry import Reference, register_verifier
+
+logger = logging.getLogger(__name__)
+
+FAMILY = "reasoning_gym"
+RG_VERSION = "0.1.25"
+TIME_BUDGET_S = 10.0  # per answer; the slowest scorers (sympy integration) take ~0.1 s
+
+# Datasets of reasoning-gym RG_VERSION that are NOT registered, and why (tested).
+EXCLUDED: dict[str, str] = {
+    "boxnet": "entries carry no answer (plans are checked by simulation), so no gold to test the scorer with",
+    "graph_color": "entries carry no answer (colourings are checked by simulation), so no gold to test with",
+    "propositional_logic": "entries carry no answer (conclusions are checked by evaluation), so no gold to test",
+    "rubiks_cube": "entries carry no answer (move sequences are checked by simulation), so no gold to test",
+    "rush_hour": "entries carry no answer (move sequences are checked by simulation), so no gold to test",
+    "composite": "a mixture of other datasets; register its member datasets instead",
+}
+
+# Every other dataset of RG_VERSION: generates offline, gold scores 1 after JSON, wrong scores 0.
+ENABLED: tuple[str, ...] = (
+    "ab", "acre", "advanced_geometry", "aiw", "arc_1d", "arc_agi", "base_conversion",
+    "basic_arithmetic", "bf", "binary_alternation", "binary_matrix", "bitwise_arithmetic",
+    "caesar_cipher", "calendar_arithmetic", "chain_sum", "circuit_logic", "codeio", "coin_flip",
+    "color_cube_rotation", "complex_arithmetic", "count_bits", "count_primes", "countdown",
+    "course_schedule", "cryptarithm", "decimal_arithmetic", "decimal_chain_sum", "dice",
+    "emoji_mystery", "family_relationships", "figlet_font", "fraction_simplification", "futoshiki",
+    "game_of_life", "game_of_life_halting", "gcd", "group_anagrams", "gsm_symbolic",
+    "intermediate_integration", "isomorphic_strings", "jugs", "kakurasu", "knight_swap",
+    "knights_knaves", "largest_island", "lcm", "leg_counting", "letter_counting", "letter_jumble",
+    "list_functions", "mahjong_puzzle", "manipulate_matrix", "maze", "mini_sudoku", "modulo_grid",
+    "n_queens", "needle_haystack", "number_filtering", "number_format", "number_sequence",
+    "number_sorting", "palindrome_generation", "palindrome_partitioning", "path_star",
+    "polynomial_equations", "polynomial_multiplication", "pool_matrix", "power_function",
+    "prime_factorization", "products", "puzzle24", "quantum_lock", "ransom_note", "rearc",
+    "rectangle_count", "rotate_matrix", "rotten_oranges", "self_reference", "sentence_reordering",
+    "shortest_path", "simple_equations", "simple_geometry", "simple_integration", "sokoban",
+    "spell_backward", "spiral_matrix", "string_insertion", "string_manipulation",
+    "string_splitting", "string_synthesis", "sudoku", "survo", "syllogism", "time_intervals",
+    "tower_of_hanoi", "tsumego", "word_ladder", "word_sequence_reversal", "word_sorting",
+    "zebra_puzzles",
+)  # fmt: skip
+
+
+class AnswerRejected(ValueError):
+    """The answer was not given to a scorer that would execute it (it is not plain data)."""
+
+
+# ---------------------------------------------------------------- gates (model text → eval)
+_LITERAL_NODES = (ast.Expression, ast.Constant, ast.Name, ast.Load, ast.List, ast.Tuple,
+                  ast.UnaryOp, ast.USub, ast.UAdd)  # fmt: skip
+_ARITHMETIC_NODES = (ast.Expression, ast.Constant, ast.Name, ast.Load, ast.BinOp, ast.UnaryOp,
+                     ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd, ast.Call)  # fmt: skip
+MATH_FUNCTIONS = frozenset(
+    "sin cos tan cot sec csc asin acos atan acot sinh cosh tanh asinh acosh atanh "
+    "exp log ln sqrt Abs abs".split()
+)
+MAX_GATED_ANSWER_CHARS = 2_000  # longer answers to eval-based scorers are rejected, not parsed
+MAX_EXPONENT = 100  # |constant| allowed in an exponent: bounds sympy's integer powers
+
+
+def _parse(answer: str) -> ast.Expression | None:
+    try:  # eval() strips leading spaces and tabs; parse exactly what it would see
+        return ast.parse(answer.lstrip(" \t"), mode="eval")
+    except (SyntaxError, ValueError):
+        return None
+
+
+def literal_gate(answer: str) -> str:
+    """For scorers that ``eval(answer)`` hoping for a list: only literals and bare names pass."""
+    tree = _parse(answer)
+    if tree is not None and not all(isinstance(n, _LITERAL_NODES) for n in ast.walk(tree)):
+        raise AnswerRejected("answer is a Python expression, not a literal; it was not evaluated")
+    return answer  # text that does not parse is harmless: eval raises SyntaxError
+
+
+def arithmetic_gate(answer: str) -> str:
+    """For scorers that ``sympy.parse_expr(answer)``: numbers, symbols, + - * / **, maths calls."""
+    if len(answer) > MAX_GATED_ANSWER_CHARS:
+        raise AnswerRejected(f"answer longer than {MAX_GATED_ANSWER_CHARS} characters")
+    tree = _parse(answer)
+    if tree is None:
+        raise AnswerRejected("answer is not a plain arithmetic expression")
+    for node in ast.walk(tree):
+        if not isinstance(node, _ARITHMETIC_NODES):
+            raise AnswerRejected(f"{type(node).__name__} is not allowed in an arithmetic answer")
+        if isinstance(node, ast.Constant) and type(node.value) not in (int, float):
+            raise AnswerRejected(f"constant {node.value!r} is not a number")
+        if isinstance(node, ast.Call) and not (
+            isinstance(node.func, ast.Name) and node.func.id in MATH_FUNCTIONS and not node.keywords
+        ):
+            raise AnswerRejected("only maths functions may be called in an arithmetic answer")
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            _check_power(node)
+    return answer
+
+
+def _check_power(node: ast.BinOp) -> None:
+    exponent = list(ast.walk(node.right))
+    if any(isinstance(n, ast.Call) or (isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow)) for n in exponent):
+        raise AnswerRejected("powers and calls are not allowed inside an exponent")
+    if any(isinstance(n, ast.Constant) and abs(n.value) > MAX_EXPONENT for n in exponent):
+        raise AnswerRejected(f"exponents are limited to ±{MAX_EXPONENT}")
+    base = list(ast.walk(node.left))
+    numeric_base = not any(isinstance(n, ast.Name) for n in base)
+    if numeric_base and any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) for n in base):
+        raise AnswerRejected("a numeric power may not be raised to a power")
+
+
+# ---------------------------------------------------------------- strict overrides
+def _exact_value(node: ast.AST) -> Fraction:
+    """Exact value of a gated + - * / expression over integers."""
+    if isinstance(node, ast.Expression):
+        return _exact_value(node.body)
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return Fraction(node.value)
+    if isinstance(node, ast.UnaryOp):
+        value = _exact_value(node.operand)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
+        left, right = _exact_value(node.left), _exact_value(node.right)
+        if isinstance(node.op, ast.Add):
+            return left + right
+        if isinstance(node.op, ast.Sub):
+            return left - right
+        if isinstance(node.op, ast.Mult):
+            return left * right
+        return left / right  # ZeroDivisionError: the answer is wrong
+    raise AnswerRejected("only integers with + - * / and parentheses are allowed")
+
+
+def _strict_puzzle24(answer: str, entry: dict[str, Any]) -> float:
+    """Upstream truncates with int() (49/2 counts as 24) and never checks which numbers were used."""
+    expression = answer.split("=")[0]
+    tree = _parse(arithmetic_gate(expression))
+    used = sorted(int(n) for n in re.findall(r"\d+", expression))
+    if used != sorted(entry["metadata"]["numbers"]):
+        return 0.0
+    return 1.0 if _exact_value(tree) == 24 else 0.0
+
+
+def _strict_game_of_life_halting(answer: str, entry: dict[str, Any]) -> float:
+    """Upstream compares bool(answer) with bool(expected), so any non-empty text scores 1."""
+    given, expected = yes_no(answer), yes_no(str(entry["answer"]))
+    return 1.0 if given is not None and given == expected else 0.0
+
+
+COIN_FLIP_TOLERANCE = 1e-4  # upstream's tolerance for a probability
+
+
+def _strict_coin_flip(answer: str, entry: dict[str, Any]) -> float:
+    """Upstream gives prefix credit, so "0" scores 1.0 against 0.3125."""
+    given, expected = parse_number(answer), parse_number(entry["answer"])
+    if given is None or expected is None:
+        return 0.0
+    return 1.0 if abs(float(given) - float(expected)) <= COIN_FLIP_TOLERANCE else 0.0
+
+
+Scorer = Callable[[str, dict[str, Any]], float]
+STRICT_OVERRIDES: dict[str, Scorer] = {
+    "puzzle24": _strict_puzzle24,
+    "game_of_life_halting": _strict_game_of_life_halting,
+    "coin_flip": _strict_coin_flip,
+}
+GATES: dict[str, Callable[[str], str]] = {
+    "string_insertion": literal_gate,
+    "spiral_matrix": literal_gate,
+    "binary_matrix": literal_gate,
+    "n_queens": literal_gate,
+    "countdown": arithmetic_gate,
+    "polynomial_multiplication": arithmetic_gate,
+    "simple_integration": arithmetic_gate,
+    "intermediate_integration": arithmetic_gate,
+}
+
+
+def _grids_as_tuples(meta: dict[str, Any]) -> dict[str, Any]:
+    """ARC scorers compare the parsed answer with a tuple-of-tuples grid."""
+    restored = dict(meta)
+    for key in ("input", "output"):
+        if isinstance(restored.get(key), list):
+            restored[key] = tuple(tuple(row) for row in restored[key])
+    return restored
+
+
+META_RESTORE: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "arc_agi": _grids_as_tuples,
+    "rearc": _grids_as_tuples,
+}
+
+
+# ---------------------------------------------------------------- references and verifiers
+def to_json_safe(value: Any) -> Any:
+    """Plain JSON types: numpy scalars/arrays, tuples and sets become numbers and lists."""
+    if isinstance(value, dict):
+        return {str(k): to_json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_safe(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((to_json_safe(v) for v in value), key=repr)
+    if hasattr(value, "tolist"):  # numpy array or scalar
+        return to_json_safe(value.tolist())
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"non-finite float {value!r} cannot be stored as JSON")
+        return value
+    raise TypeError(f"{type(value).__name__} value {value!r} is not JSON-serialisable")
+
+
+def reference_from_entry(dataset_name: str, entry: dict[str, Any]) -> Reference:
+    """The Reference for a reasoning-gym entry (``{"question", "answer", "metadata"}``)."""
+    if dataset_name in EXCLUDED:
+        raise ValueError(f"reasoning_gym/{dataset_name} is excluded: {EXCLUDED[dataset_name]}")
+    if dataset_name not in ENABLED:
+        raise ValueError(f"reasoning_gym/{dataset_name} is not in the audited allow-list (reasoning-gym {RG_VERSION})")
+    for field_name in ("answer", "metadata"):
+        if field_name not in entry:
+            raise ValueError(f"reasoning_gym/{dataset_name}: entry has no {field_name!r} field")
+    meta = to_json_safe(entry["metadata"])
+    meta["source_dataset"] = dataset_name
+    json.dumps(meta)  # fail here, not in the data builder, if something slipped through
+    return Reference(task=f"{FAMILY}/{dataset_name}", answer=entry["answer"], meta=meta)
+
+
+@functools.lru_cache(maxsize=None)
+def upstream_scorer(dataset_name: str) -> Scorer:
+    """reasoning-gym's score_answer for a dataset (built once per process: some load data)."""
+    import reasoning_gym
+
+    return reasoning_gym.get_score_answer_fn(dataset_name)
+
+
+def _make_verifier(dataset_name: str):
+    gate = GATES.get(dataset_name)
+    restore = META_RESTORE.get(dataset_name)
+
+    def verify(answer: str, reference: Reference) -> float:
+        meta = restore(reference.meta) if restore else reference.meta
+        entry = {"question": "", "answer": reference.answer, "metadata": meta}
+        try:
+            override = STRICT_OVERRIDES.get(dataset_name)
+            if override is not None:
+                return override(answer, entry)
+            if gate is not None:
+                gate(answer)
+            score = upstream_scorer(dataset_name)(answer, entry)
+        except Exception as exc:  # noqa: BLE001 - scorers raise on malformed answers: wrong, not broken
+            logger.debug("%s/%s: answer %r scored 0: %r", FAMILY, dataset_name, answer[:80], exc)
+            return 0.0
+        return 1.0 if score == 1.0 else 0.0
+
+    verify.__name__ = f"verify_{dataset_name}"
+    verify.__doc__ = f"reasoning-gym {dataset_name}: its scorer, counted correct only at 1.0."
+    return verify
+
+
+def _check_version() -> None:
+    try:
+        from importlib.metadata import version
+
+        installed = version("reasoning-gym")
+    except Exception:  # not installed: verifiers fail when first used, with an ImportError
+        return
+    if installed != RG_VERSION:
+        logger.warning(
+            "reasoning-gym %s is installed but the allow-list was audited for %s; "
+            "re-run tests/reward_fns/test_reasoning_gym_on_cpu.py before training",
+            installed,
+            RG_VERSION,
+        )
+
+
+_check_version()
+for _name in ENABLED:
+    register_verifier(f"{FAMILY}/{_name}", _make_verifier(_name), time_budget_s=TIME_BUDGET_S)
