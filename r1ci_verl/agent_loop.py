@@ -290,7 +290,8 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
 
     def _output(self, traj: _Trajectory, timing: dict[str, Any], engine_fields: dict[str, Any]) -> AgentLoopOutput:
         stats = traj.stats
-        stats.answered = protocol.extract_answer(self._decode(traj.response_ids)) is not None
+        generated = [t for t, m in zip(traj.response_ids, traj.response_mask) if m]
+        stats.answered = protocol.extract_answer(self._decode(generated)) is not None  # the model's own words
         extra_fields = {**engine_fields, **asdict(stats)}
         return AgentLoopOutput(
             prompt_ids=traj.prompt_ids,

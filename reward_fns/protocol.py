@@ -139,10 +139,14 @@ def format_results_block(body: str, preceding_text: str = "") -> str:
 
 
 def call_limit_notice(max_calls: int = MAX_CODE_CALLS) -> str:
-    """Body shown instead of output when the model exceeds the code-call limit."""
+    """Body shown instead of output when the model exceeds the code-call limit.
+
+    It names the answer format without spelling a complete ``<<<...>>>``: the notice sits in
+    the response, and a literal example would be extracted as the model's answer.
+    """
     return (
         f"Code was not run: the limit of {max_calls} code executions is reached. "
-        "Give your final answer now in the format <<<answer>>>."
+        "Give your final answer now, in triple angle brackets."
     )
 
 

@@ -1,0 +1,63 @@
+"""Shared fixtures: the tiny tokenizer and model, built once per session (never downloaded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny Qwen2 model and its tokenizer (AutoTokenizer / AutoModel load it)."""
+    from r1ci_verl.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_model_dir: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def build_rollout_trainer_config(response_length: int = 512, prompt_length: int = 1024, **extra):
+    """The slice of verl's trainer config an agent loop reads, as an OmegaConf node."""
+    from omegaconf import OmegaConf
+
+    rollout = {
+        "name": "vllm",
+        "prompt_length": prompt_length,
+        "response_length": response_length,
+        "full_determinism": False,
+        "multi_turn": {"max_user_turns": None, "max_assistant_turns": None, "max_parallel_calls": 1,
+                       "max_tool_response_length": 4096, "tool_response_truncate_side": "middle",
+                       "format": "hermes"},
+    }
+    return OmegaConf.create({"actor_rollout_ref": {"rollout": rollout}, "data": {}, **extra})
+
+
+@pytest.fixture
+def make_code_loop(tiny_tokenizer):
+    """Factory: a real CodeInterpreterAgentLoop driven by `server`, settings as YAML kwargs."""
+
+    def make(server, *, response_length: int = 512, trainer_extra: dict | None = None, **settings):
+        from verl.experimental.agent_loop.agent_loop import DictConfigWrap
+        from verl.utils.dataset.rl_dataset import RLHFDataset
+
+        from r1ci_verl.agent_loop import CodeInterpreterAgentLoop
+
+        config = build_rollout_trainer_config(response_length=response_length, **(trainer_extra or {}))
+        return CodeInterpreterAgentLoop(
+            trainer_config=DictConfigWrap(config),
+            server_manager=server,
+            tokenizer=tiny_tokenizer,
+            processor=None,
+            dataset_cls=RLHFDataset,
+            data_config=DictConfigWrap(config.data),
+            hf_model_type="qwen2",
+            **settings,
+        )
+
+    return make
