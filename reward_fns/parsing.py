@@ -66,10 +66,9 @@ def split_tokens(text: str | None) -> list[str] | None:
 
 def parse_int(text: str | None) -> int | None:
     """An integer such as ``-42``, ``+7``, ``1,234,567`` or ``12.0``; None otherwise."""
-    text = clean(text)
+    text = _unwrap(clean(text))
     if not text:
         return None
-    text = text.strip("[]() ")
     if _INT.fullmatch(text):
         return int(text)
     if _GROUPED_INT.fullmatch(text):
@@ -82,10 +81,9 @@ def parse_int(text: str | None) -> int | None:
 
 def parse_number(text: str | None) -> float | None:
     """A finite number: decimal, scientific, or an exact fraction/arithmetic like ``13/9``."""
-    text = clean(text)
+    text = _unwrap(clean(text))
     if not text:
         return None
-    text = text.strip("[]() ")
     if _NUMBER.fullmatch(text):
         value = float(text)
     else:
@@ -94,6 +92,15 @@ def parse_number(text: str | None) -> float | None:
         except (ValueError, OverflowError):
             return None
     return value if math.isfinite(value) else None
+
+
+def _unwrap(text: str | None) -> str | None:
+    """``[42]`` or ``(42)`` -> ``42``; leaves ``(1+2)*3`` alone."""
+    if text and len(text) >= 2 and text[0] in "[(" and text[-1] in "])":
+        inner = text[1:-1]
+        if not any(ch in inner for ch in _BRACKETS):
+            return inner.strip()
+    return text
 
 
 def number_matches(written: str, expected: float) -> bool:
