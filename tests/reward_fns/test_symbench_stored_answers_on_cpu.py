@@ -270,3 +270,39 @@ def test_synthesis_fields_match_what_the_question_asks() -> None:
         fields = synthesis_decomposition_fields(record["meta"]["complexity"])
         if len(fields) in names:
             assert names[len(fields)] in record["question"], record["id"]
+
+
+def test_eight_queens_answer_may_list_only_the_queens_it_adds() -> None:
+    records = [r for r in RECORDS["eight_queens"] if r["meta"]["placed_queens"]]
+    assert records
+    for record in records:
+        placed = {tuple(q) for q in record["meta"]["placed_queens"]}
+        added = [q for q in record["solution"] if tuple(q) not in placed]
+        assert score("eight_queens", ", ".join(f"{a} {b}" for a, b in added), record) == 1.0
+        assert score("eight_queens", ", ".join(f"{a} {b}" for a, b in added[:-1]), record) == 0.0
+
+
+CARD_GAME_OUTCOMES = [  # (game, my card, opponent card, result) as the puzzles were generated
+    ("elements", "A", "B", "loss"),  # A generates B: its holder loses
+    ("elements", "A", "C", "win"),  # A overcomes C
+    ("elements", "B", "A", "draw"),  # only the player's card's relations count
+    ("elements", "D", "D", "draw"),
+    ("stick_game", "A", "B", "win"),  # stick beats tiger
+    ("stick_game", "B", "A", "loss"),
+    ("stick_game", "A", "C", "draw"),  # two steps apart
+    ("animal", "H", "A", "win"),  # the mouse captures the elephant
+    ("animal", "A", "H", "loss"),
+    ("animal", "B", "C", "win"),
+    ("animal", "E", "E", "draw"),
+]
+
+
+@pytest.mark.parametrize(("game", "mine", "theirs", "result"), CARD_GAME_OUTCOMES)
+def test_card_game_rules(game: str, mine: str, theirs: str, result: str) -> None:
+    record = {"id": "constrained_linear_arrangement/unit", "task": "constrained_linear_arrangement",
+              "question": "", "solution": [theirs],
+              "meta": {"game_type": game, "player_moves": [mine], "results": [result]}}
+    assert score("constrained_linear_arrangement", theirs, record) == 1.0
+    others = {"draw", "win", "loss"} - {result}
+    for other in others:
+        assert score("constrained_linear_arrangement", theirs, {**record, "meta": {**record["meta"], "results": [other]}}) == 0.0
