@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import logging
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Union
@@ -87,20 +88,24 @@ def list_verifiers() -> list[str]:
 
 _BUILTIN_MODULES = ("reward_fns.symbench", "reward_fns.bbh", "reward_fns.reasoning_gym_tasks")
 _builtins_loaded = False
+_builtins_lock = threading.RLock()  # reward workers score in threads: load once, before any lookup
 
 
 def _load_builtin_verifiers() -> None:
     global _builtins_loaded
     if _builtins_loaded:
         return
-    _builtins_loaded = True
-    for module in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # a dependency of the module is missing: a real error
-                raise
-            logger.warning("built-in verifier module %s is not available; its tasks are unregistered", module)
+    with _builtins_lock:
+        if _builtins_loaded:
+            return
+        for module in _BUILTIN_MODULES:
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name != module:  # a dependency of the module is missing: a real error
+                    raise
+                logger.warning("built-in verifier module %s is not available; its tasks are unregistered", module)
+        _builtins_loaded = True
 
 
 def load_user_module(spec: str) -> Any:
