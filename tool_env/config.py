@@ -8,7 +8,9 @@ from typing import Any, Mapping
 
 BACKENDS = ("local", "e2b", "ray")
 ISOLATION_LEVELS = ("auto", "namespace", "rlimit")
-DEFAULT_PRELOAD = ("math", "itertools", "collections", "functools", "re", "json", "numpy", "sympy")
+DEFAULT_PRELOAD = (
+    "math", "itertools", "collections", "functools", "re", "json", "random", "numpy", "numpy.random", "sympy",
+)
 
 
 @dataclass
@@ -24,6 +26,7 @@ class SandboxConfig:
     max_processes: int = 64  # RLIMIT_NPROC / pid limit
     max_file_mb: int = 64  # RLIMIT_FSIZE
     max_open_files: int = 256  # RLIMIT_NOFILE
+    disk_mb: int = 256  # size of each private tmpfs (/tmp with the work dir, /dev/shm) in namespace mode
     preload_modules: tuple[str, ...] = DEFAULT_PRELOAD
     pool_size: int = 0  # concurrent runs; 0 = number of cores
     stateful: bool = False  # sessions keep variables between runs (Jupyter-like)
@@ -46,6 +49,7 @@ class SandboxConfig:
         _check_range("max_processes", self.max_processes, 1, 100_000)
         _check_range("max_file_mb", self.max_file_mb, 1, 1_048_576)
         _check_range("max_open_files", self.max_open_files, 16, 1_048_576)
+        _check_range("disk_mb", self.disk_mb, 1, 1_048_576)
         _check_range("pool_size", self.pool_size, 0, 4096)
         _check_range("session_ttl_s", self.session_ttl_s, 1, 7 * 86_400)
 

@@ -1,0 +1,190 @@
+"""What a forked child does: lock itself down once, then run snippets like `python script.py`.
+
+Lock-down happens right after the fork, before any code is known (that is what makes a
+pre-forked child cheap to use): own session, parent-death signal, private uid, no new
+privileges, rlimits, clean environment, private work dir, stdin at /dev/null. Snippets run
+as ``__main__`` with their own globals; tracebacks go to stderr exactly as Python prints
+them (the model must read them), and a small status record goes to the zygote afterwards.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import io
+import linecache
+import os
+import resource
+import signal
+import sys
+import threading
+import traceback
+import types
+from typing import Any
+
+from tool_env.local.wire import read_frame, write_frame
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_NO_NEW_PRIVS = 38
+CODE_FD = 3
+STATUS_FD = 4
+SNIPPET_FILENAME = "<string>"  # what `python -c` shows in tracebacks
+EXIT_SETUP_FAILED = 71
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _prctl(option: int, value: int) -> None:
+    if _libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
+
+
+def child_main(
+    settings: dict[str, Any],
+    *,
+    code_r: int,
+    stdout_w: int,
+    stderr_w: int,
+    status_w: int,
+    persistent: bool,
+    zygote_pid: int,
+) -> None:
+    try:
+        lock_down(settings, code_r, stdout_w, stderr_w, status_w, zygote_pid)
+    except BaseException as exc:  # report on the status pipe if we still can
+        try:
+            os.write(2, f"sandbox child set-up failed: {type(exc).__name__}: {exc}\n".encode())
+        finally:
+            os._exit(EXIT_SETUP_FAILED)
+    serve(persistent)
+
+
+def lock_down(
+    settings: dict[str, Any], code_r: int, stdout_w: int, stderr_w: int, status_w: int, zygote_pid: int
+) -> None:
+    os.setsid()
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != zygote_pid:  # the zygote died between fork and prctl
+        os._exit(EXIT_SETUP_FAILED)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(stdout_w, 1)
+    os.dup2(stderr_w, 2)
+    os.dup2(code_r, CODE_FD)
+    os.dup2(status_w, STATUS_FD)
+    os.closerange(STATUS_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    for fd in (CODE_FD, STATUS_FD):
+        os.set_inheritable(fd, False)  # programs the snippet starts must not inherit them
+    uid = settings.get("child_uid")
+    if uid is not None and os.getuid() == 0:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    _prctl(PR_SET_DUMPABLE, 1)  # the zygote is not dumpable; the child's /proc/self should work
+    limits = settings["rlimits"]
+    for name, value in limits.items():
+        resource.setrlimit(getattr(resource, name), (value, value))
+    os.chdir(settings["workdir"])
+    os.environ.clear()
+    os.environ.update(settings["env"])
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGALRM):
+        signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+    _reseed_random()
+    sys.stdin = open(0, encoding="utf-8", closefd=False)
+    sys.stdout = sys.__stdout__ = _text_stream(1)
+    sys.stderr = sys.__stderr__ = _text_stream(2)
+    sys.argv = [""]
+
+
+def _text_stream(fd: int) -> io.TextIOWrapper:
+    """Line-buffered like a terminal, so output printed before a timeout is not lost."""
+    raw = io.FileIO(fd, "w", closefd=False)
+    return io.TextIOWrapper(io.BufferedWriter(raw), encoding="utf-8", errors="backslashreplace", line_buffering=True)
+
+
+def _reseed_random() -> None:
+    """Forked children share the zygote's RNG state; real interpreters do not."""
+    import random
+
+    random.seed()
+    numpy_random = sys.modules.get("numpy.random")  # only if preloaded: importing it costs ~20 ms
+    if numpy_random is not None:
+        numpy_random.seed()
+
+
+def serve(persistent: bool) -> None:
+    namespace = _fresh_namespace()
+    my_pid = os.getpid()
+    while True:
+        request = read_frame(CODE_FD)
+        if request is None:
+            os._exit(0)
+        error, exit_code = run_snippet(request["code"], namespace)
+        if os.getpid() != my_pid:  # the snippet forked and this is the forked copy ending
+            _flush()
+            os._exit(exit_code)
+        if not persistent:
+            _finish_like_python()
+        _flush()
+        write_frame(STATUS_FD, {"error": error, "exit_code": exit_code})
+        if not persistent:
+            os._exit(exit_code & 0xFF)
+
+
+def _fresh_namespace() -> dict[str, Any]:
+    module = types.ModuleType("__main__")
+    module.__dict__["__file__"] = SNIPPET_FILENAME
+    sys.modules["__main__"] = module
+    return module.__dict__
+
+
+def run_snippet(code: str, namespace: dict[str, Any]) -> tuple[dict[str, str] | None, int]:
+    """Run one snippet; returns (error record or None, exit status) the way `python -c` would."""
+    linecache.cache[SNIPPET_FILENAME] = (len(code), None, code.splitlines(True), SNIPPET_FILENAME)
+    try:
+        compiled = compile(code, SNIPPET_FILENAME, "exec")
+        exec(compiled, namespace)
+    except SystemExit as exc:
+        return _system_exit(exc)
+    except BaseException as exc:
+        frames = exc.__traceback__.tb_next if exc.__traceback__ else None  # hide this runner's frame
+        text = "".join(traceback.format_exception(type(exc), exc, frames))
+        _flush()
+        sys.stderr.write(text)
+        return {"name": type(exc).__name__, "message": str(exc), "traceback": text}, 1
+    return None, 0
+
+
+def _system_exit(exc: SystemExit) -> tuple[dict[str, str] | None, int]:
+    code = exc.code
+    if code is None:
+        return None, 0
+    if isinstance(code, int):
+        error = None if code == 0 else {"name": "SystemExit", "message": str(code), "traceback": ""}
+        return error, code
+    sys.stderr.write(f"{code}\n")
+    return {"name": "SystemExit", "message": str(code), "traceback": ""}, 1
+
+
+def _finish_like_python() -> None:
+    """What interpreter shutdown does before exit: join non-daemon threads, run atexit."""
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            try:
+                thread.join()
+            except BaseException:
+                pass
+    try:
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
