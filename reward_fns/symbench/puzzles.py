@@ -6,6 +6,7 @@ with it: they check the rules the question states (see the data README per task)
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 
@@ -141,15 +142,8 @@ def check_logic_puzzle(answer: str, reference: Reference) -> bool:
     if kind == "sum_le_4":
         return all(sum(v) <= 4 for v in lines.values())
     if kind == "product_gt_0":
-        return all(_product(v) > 0 for v in lines.values())
+        return all(math.prod(v) > 0 for v in lines.values())
     raise ValueError(f"logic_puzzle: unknown constraint type {kind!r}")
-
-
-def _product(values: list[int]) -> int:
-    result = 1
-    for v in values:
-        result *= v
-    return result
 
 
 # --- ordering and deduction puzzles -------------------------------------------------------
