@@ -103,6 +103,11 @@ def feedback_from_fields(indices: Sequence[Any], extra_fields: Sequence[Any], pa
     return qids, accs
 
 
+def as_list(values: Any) -> list:
+    """A TensorDict entry (tensor, NonTensorStack or plain list) as a Python list."""
+    return values.tolist() if hasattr(values, "tolist") else list(values)
+
+
 class CurriculumTrainerMixin:
     """Put before a verl v1 PPOTrainer class: installs the sampler, feeds it, logs it."""
 
@@ -134,7 +139,8 @@ class CurriculumTrainerMixin:
             data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id,
                                    select_fields=["index", "extra_fields"])
             padding = [tag.get("is_padding", False) for tag in batch.tags]
-            self.curriculum.update(*feedback_from_fields(data["index"].tolist(), data["extra_fields"].tolist(), padding))
+            indices, extra_fields = as_list(data["index"]), as_list(data["extra_fields"])
+            self.curriculum.update(*feedback_from_fields(indices, extra_fields, padding))
         metrics.update(self.curriculum.metrics())
         return batch
 
