@@ -116,6 +116,7 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
         messages = self._messages(kwargs["raw_prompt"])
         prompt_ids = await self.ct_build_initial_tokens(messages)
         traj = _Trajectory(prompt_ids=list(prompt_ids), budget=self.response_length)
+        traj.has_logprobs = bool(sampling_params.get("logprobs"))
         request_id = f"det-{priority}" if self.rollout_config.get("full_determinism") else uuid4().hex
         timing = {"generate_sequences": 0.0, "tool_calls": 0.0, "num_preempted": 0}
         engine_fields: dict[str, Any] = {}

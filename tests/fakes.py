@@ -59,6 +59,7 @@ class FakeScriptedLLMServer:
         if self.honour_stops and sampling_params.get("stop"):
             ids = self._cut_at_stop(ids, sampling_params["stop"])
         log_probs = [fake_logprob(t) for t in ids] if self.with_logprobs else None
+        self.calls[-1]["token_ids"] = list(ids)
         return TokenOutput(token_ids=ids, log_probs=log_probs, stop_reason="completed", extra_fields={"global_steps": 0})
 
     def _cut_at_stop(self, ids: list[int], stops: Sequence[str]) -> list[int]:
