@@ -33,7 +33,10 @@ def _logic_puzzle_facts(question: str) -> dict[str, Any]:
     start = re.search(r"square \((\d+),\s*(\d+)\) as the first selected number", question)
     if count is None or start is None:
         raise ValueError("cannot find the selection count or the first selected cell")
-    return {"derived_num_select": int(count.group(1)), "derived_start": [int(start.group(1)), int(start.group(2))]}
+    return {
+        "derived_num_select": int(count.group(1)),
+        "derived_start": [int(start.group(1)), int(start.group(2))],
+    }
 
 
 @_question_facts("logical_equation")

@@ -20,7 +20,9 @@ TASK_VERIFIERS: dict[str, Callable[[str, Reference], float]] = {}
 _ANSWER_ERRORS = (ValueError, TypeError, KeyError, IndexError, ArithmeticError, RecursionError)
 
 
-def symbench_verifier(task: str) -> Callable[[Callable[[str, Reference], bool]], Callable[[str, Reference], float]]:
+def symbench_verifier(
+    task: str,
+) -> Callable[[Callable[[str, Reference], bool]], Callable[[str, Reference], float]]:
     """Register a ``check(answer, reference) -> bool`` as ``symbench/<task>`` returning 1.0 / 0.0.
 
     The wrapper turns a missing answer and any parse error into 0.0, so model text never raises.

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import re
 
-from reward_fns.parsing import clean, grid_cells, number_matches, parse_grid, parse_int, parse_literal, split_tokens
+from reward_fns.parsing import (
+    clean,
+    grid_cells,
+    number_matches,
+    parse_grid,
+    parse_int,
+    parse_literal,
+    split_tokens,
+)
 from reward_fns.registry import Reference
 from reward_fns.symbench._common import symbench_verifier
 

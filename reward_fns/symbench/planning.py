@@ -155,4 +155,6 @@ def check_boxnet(answer: str, reference: Reference) -> bool:
             arriving.append((destination, box))
         for destination, box in arriving:
             state[destination][box] += 1
-    return not any(count > 0 for items in state.values() for item, count in items.items() if item.startswith("box_"))
+    return not any(
+        count > 0 for items in state.values() for item, count in items.items() if item.startswith("box_")
+    )

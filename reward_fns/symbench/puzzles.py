@@ -10,7 +10,15 @@ import math
 import re
 from fractions import Fraction
 
-from reward_fns.parsing import clean, evaluate_arithmetic, grid_cells, parse_grid, parse_int, parse_pairs, split_tokens
+from reward_fns.parsing import (
+    clean,
+    evaluate_arithmetic,
+    grid_cells,
+    parse_grid,
+    parse_int,
+    parse_pairs,
+    split_tokens,
+)
 from reward_fns.registry import Reference
 from reward_fns.symbench._common import symbench_verifier
 
@@ -82,7 +90,11 @@ def check_sudoku(answer: str, reference: Reference) -> bool:
     if values is None or any(v is None for v in values):
         return False
     grid = [values[r * n : (r + 1) * n] for r in range(n)]
-    if any(given and given != grid[r][c] for r, row in enumerate(reference.meta["puzzle"]) for c, given in enumerate(row)):
+    if any(
+        given and given != grid[r][c]
+        for r, row in enumerate(reference.meta["puzzle"])
+        for c, given in enumerate(row)
+    ):
         return False
     digits = set(range(1, n + 1))
     boxes = [
@@ -263,4 +275,3 @@ def check_logical_equation(answer: str, reference: Reference) -> bool:
         return False
     by_letter = {chr(ord("A") + i): v for i, v in enumerate(values)}
     return all(parse_equation(eq)(by_letter) for eq in reference.meta["derived_equations"])
-

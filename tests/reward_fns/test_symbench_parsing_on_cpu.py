@@ -30,16 +30,31 @@ from reward_fns.symbench import TASK_VERIFIERS, reference_from_record
 
 DATA_DIR = Path(r1ci_verl.__file__).parent / "data" / "symbench"
 FIRST_RECORDS = {
-    path.stem: json.loads(path.read_text(encoding="utf-8").splitlines()[0]) for path in sorted(DATA_DIR.glob("*.jsonl"))
+    path.stem: json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+    for path in sorted(DATA_DIR.glob("*.jsonl"))
 }
 
 
 # --- parsers --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("42", 42), (" -7 ", -7), ("+5", 5), ("1,234,567", 1234567), ("12.0", 12), ("[3]", 3), ('"8"', 8),
-     ("1,23", None), ("12.5", None), ("abc", None), ("", None), (None, None), ("1e999", None)],
+    [
+        ("42", 42),
+        (" -7 ", -7),
+        ("+5", 5),
+        ("1,234,567", 1234567),
+        ("12.0", 12),
+        ("[3]", 3),
+        ('"8"', 8),
+        ("1,23", None),
+        ("12.5", None),
+        ("abc", None),
+        ("", None),
+        (None, None),
+        ("1e999", None),
+    ],
 )
 def test_parse_int(text, expected) -> None:
     assert parse_int(text) == expected
@@ -47,8 +62,17 @@ def test_parse_int(text, expected) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("1.5", 1.5), ("-2e3", -2000.0), ("13/9", 13 / 9), ("(1+2)*3", 9.0), ("1/0", None), ("nan", None),
-     ("inf", None), ("2**10", None), ("abs(-1)", None)],
+    [
+        ("1.5", 1.5),
+        ("-2e3", -2000.0),
+        ("13/9", 13 / 9),
+        ("(1+2)*3", 9.0),
+        ("1/0", None),
+        ("nan", None),
+        ("inf", None),
+        ("2**10", None),
+        ("abs(-1)", None),
+    ],
 )
 def test_parse_number(text, expected) -> None:
     assert parse_number(text) == expected
@@ -84,7 +108,13 @@ def test_parse_grid_and_grid_cells() -> None:
 
 def test_parse_pairs_layouts() -> None:
     expected = [(0, 3), (1, 0), (2, 4)]
-    for text in ["0 3, 1 0, 2 4", "(0,3), (1,0), (2,4)", "[[0, 3], [1, 0], [2, 4]]", "[(0, 3), (1, 0), (2, 4)]", "0 3\n1 0\n2 4"]:
+    for text in [
+        "0 3, 1 0, 2 4",
+        "(0,3), (1,0), (2,4)",
+        "[[0, 3], [1, 0], [2, 4]]",
+        "[(0, 3), (1, 0), (2, 4)]",
+        "0 3\n1 0\n2 4",
+    ]:
         assert parse_pairs(text) == expected, text
     assert parse_pairs("0 3 1, 1 0") is None
     assert parse_pairs("a b") is None
@@ -103,7 +133,16 @@ def test_evaluate_arithmetic_is_exact_and_reports_numbers_in_order() -> None:
     assert evaluate_arithmetic("0.1 + 0.2").value == Fraction(3, 10)
     with pytest.raises(ValueError):
         evaluate_arithmetic("-4 + 28", allow_unary=False)
-    for hostile in ["2 ** 1000000", "(lambda: 1)()", "__import__('os')", "[1][0]", "1 if 1 else 2", "a + 1", "4 // 2", "1/0"]:
+    for hostile in [
+        "2 ** 1000000",
+        "(lambda: 1)()",
+        "__import__('os')",
+        "[1][0]",
+        "1 if 1 else 2",
+        "a + 1",
+        "4 // 2",
+        "1/0",
+    ]:
         with pytest.raises(ValueError):
             evaluate_arithmetic(hostile)
     with pytest.raises(ValueError):
@@ -111,6 +150,7 @@ def test_evaluate_arithmetic_is_exact_and_reports_numbers_in_order() -> None:
 
 
 # --- references -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("task", sorted(FIRST_RECORDS))
 def test_reference_is_json_serialisable_and_round_trips(task: str) -> None:

@@ -40,6 +40,7 @@ def cases(task: str):
 
 # --- blocksworld: breadth-first search over stack states -------------------------------------
 
+
 def solve_blocksworld(meta: dict) -> list[tuple[str, str, str]]:
     names = list(meta["derived_initial_state"])
     start = tuple(tuple(meta["derived_initial_state"][n]) for n in names)
@@ -95,11 +96,15 @@ def test_blocksworld_solved_plan_scores_one_and_broken_plans_zero(record: dict) 
     assert score("blocksworld", "\n" + render_blocks(plan, short_names=True) + "\n", record) == 1.0
     assert score("blocksworld", render_blocks(plan[:-1]) or "Move", record) == 0.0  # goal not reached
     block, src, dst = plan[0]
-    assert score("blocksworld", render_blocks([(block, src, "stack9")] + plan[1:]), record) == 0.0  # no such stack
+    assert (
+        score("blocksworld", render_blocks([(block, src, "stack9")] + plan[1:]), record) == 0.0
+    )  # no such stack
     assert score("blocksworld", render_blocks([(block, src, "table")] + plan[1:]), record) == 0.0
-    buried = next((blocks[0], name) for name, blocks in meta["derived_initial_state"].items() if len(blocks) >= 2) if any(
-        len(b) >= 2 for b in meta["derived_initial_state"].values()
-    ) else None
+    buried = (
+        next((blocks[0], name) for name, blocks in meta["derived_initial_state"].items() if len(blocks) >= 2)
+        if any(len(b) >= 2 for b in meta["derived_initial_state"].values())
+        else None
+    )
     if buried:  # moving a block that is not on top is illegal
         other = next(n for n in meta["derived_initial_state"] if n != buried[1])
         assert score("blocksworld", render_blocks([(buried[0], buried[1], other)] + plan), record) == 0.0
@@ -107,6 +112,7 @@ def test_blocksworld_solved_plan_scores_one_and_broken_plans_zero(record: dict) 
 
 
 # --- boxlift: CodeSteer's first-fit greedy, which defines the step bound ------------------------
+
 
 def solve_boxlift(meta: dict) -> list[list[tuple[int, list[int]]]]:
     remaining = sorted(meta["boxes"], reverse=True)
@@ -150,9 +156,16 @@ def test_boxlift_greedy_plan_scores_one_and_broken_plans_zero(record: dict) -> N
     weak = min(range(len(meta["lifters"])), key=lambda i: meta["lifters"][i])
     heaviest = max(meta["boxes"])
     if meta["lifters"][weak] < heaviest:  # one weak lifter cannot carry the heaviest box
-        moved = [[(w, [weak] if w == heaviest and k == 0 and j == 0 else t) for j, (w, t) in enumerate(s)] for k, s in enumerate(steps)]
+        moved = [
+            [(w, [weak] if w == heaviest and k == 0 and j == 0 else t) for j, (w, t) in enumerate(s)]
+            for k, s in enumerate(steps)
+        ]
         assert score("boxlift", render_lifts(moved), record) == 0.0
-    reused = [steps[0] + [(steps[1][0][0], steps[0][0][1])]] + [steps[1][1:]] + steps[2:] if len(steps) > 1 else None
+    reused = (
+        [steps[0] + [(steps[1][0][0], steps[0][0][1])]] + [steps[1][1:]] + steps[2:]
+        if len(steps) > 1
+        else None
+    )
     if reused:  # the same lifters work twice in one step
         assert score("boxlift", render_lifts(reused), record) == 0.0
     assert score("boxlift", render_lifts([[(999_999, [0])]] + steps), record) == 0.0  # no such box
@@ -161,9 +174,15 @@ def test_boxlift_greedy_plan_scores_one_and_broken_plans_zero(record: dict) -> N
 
 # --- boxnet: move one box at a time along a shortest path to a target of its colour ----------
 
+
 def solve_boxnet(state: dict) -> list[dict[str, str]]:
     squares = {tuple(map(float, key.split("_"))): list(items) for key, items in state.items()}
-    targets = [(pos, item[len("target_") :]) for pos, items in squares.items() for item in items if item.startswith("target_")]
+    targets = [
+        (pos, item[len("target_") :])
+        for pos, items in squares.items()
+        for item in items
+        if item.startswith("target_")
+    ]
     plan = []
     for pos, items in squares.items():
         for item in items:
@@ -175,7 +194,11 @@ def solve_boxnet(state: dict) -> list[dict[str, str]]:
             here = pos
             while here != goal[0]:
                 dr = (goal[0][0] > here[0]) - (goal[0][0] < here[0])
-                step = (here[0] + dr, here[1]) if dr else (here[0], here[1] + ((goal[0][1] > here[1]) - (goal[0][1] < here[1])))
+                step = (
+                    (here[0] + dr, here[1])
+                    if dr
+                    else (here[0], here[1] + ((goal[0][1] > here[1]) - (goal[0][1] < here[1])))
+                )
                 plan.append({f"Agent[{here[0]}, {here[1]}]": f"move({item}, square[{step[0]}, {step[1]}])"})
                 here = step
             plan.append({f"Agent[{here[0]}, {here[1]}]": f"move({item}, target_{colour})"})
@@ -200,25 +223,46 @@ def test_boxnet_planned_moves_score_one_and_broken_plans_zero(record: dict) -> N
 
 def test_boxnet_agents_act_simultaneously() -> None:
     """A box pushed into a square cannot be handled there in the same step."""
-    record = {"id": "boxnet/unit", "task": "boxnet", "question": None, "solution": None,
-              "meta": {"state": {"0.5_0.5": ["box_red"], "0.5_1.5": ["target_red"]}}}
-    same_step = [{"Agent[0.5, 0.5]": "move(box_red, square[0.5, 1.5])", "Agent[0.5, 1.5]": "move(box_red, target_red)"}]
-    next_step = [{"Agent[0.5, 0.5]": "move(box_red, square[0.5, 1.5])"}, {"Agent[0.5, 1.5]": "move(box_red, target_red)"}]
+    record = {
+        "id": "boxnet/unit",
+        "task": "boxnet",
+        "question": None,
+        "solution": None,
+        "meta": {"state": {"0.5_0.5": ["box_red"], "0.5_1.5": ["target_red"]}},
+    }
+    same_step = [
+        {"Agent[0.5, 0.5]": "move(box_red, square[0.5, 1.5])", "Agent[0.5, 1.5]": "move(box_red, target_red)"}
+    ]
+    next_step = [
+        {"Agent[0.5, 0.5]": "move(box_red, square[0.5, 1.5])"},
+        {"Agent[0.5, 1.5]": "move(box_red, target_red)"},
+    ]
     assert score("boxnet", json.dumps(same_step), record) == 0.0
     assert score("boxnet", json.dumps(next_step), record) == 1.0
 
 
 def test_boxnet_different_agents_may_act_in_one_step() -> None:
-    record = {"id": "boxnet/unit", "task": "boxnet", "question": None, "solution": None,
-              "meta": {"state": {"0.5_0.5": ["box_red", "target_blue"], "0.5_1.5": ["box_blue", "target_red"]}}}
-    swap = [{"Agent[0.5, 0.5]": "move(box_red, square[0.5, 1.5])", "Agent[0.5, 1.5]": "move(box_blue, square[0.5, 0.5])"},
-            {"Agent[0.5, 0.5]": "move(box_blue, target_blue)", "Agent[0.5, 1.5]": "move(box_red, target_red)"}]
+    record = {
+        "id": "boxnet/unit",
+        "task": "boxnet",
+        "question": None,
+        "solution": None,
+        "meta": {"state": {"0.5_0.5": ["box_red", "target_blue"], "0.5_1.5": ["box_blue", "target_red"]}},
+    }
+    swap = [
+        {
+            "Agent[0.5, 0.5]": "move(box_red, square[0.5, 1.5])",
+            "Agent[0.5, 1.5]": "move(box_blue, square[0.5, 0.5])",
+        },
+        {"Agent[0.5, 0.5]": "move(box_blue, target_blue)", "Agent[0.5, 1.5]": "move(box_red, target_red)"},
+    ]
     assert score("boxnet", json.dumps(swap), record) == 1.0
     diagonal = [{"Agent[0.5, 0.5]": "move(box_red, square[1.5, 1.5])"}]
     assert score("boxnet", json.dumps(diagonal), record) == 0.0
 
 
 # --- game24: brute force over pairwise combinations ---------------------------------------------
+
 
 def solve_24(numbers: list[int], target: int = 24) -> str | None:
     def search(items: list[tuple[Fraction, str]]) -> str | None:
@@ -252,7 +296,9 @@ def test_game24_brute_force_expression_scores_one_and_broken_ones_zero(record: d
     assert score("game24", f"{expression} + 1", record) == 0.0  # extra number
     assert score("game24", f"{expression} * 1" if 1 not in numbers else f"{expression} * 2", record) == 0.0
     assert score("game24", "+".join(str(n) for n in numbers), record) == (1.0 if sum(numbers) == 24 else 0.0)
-    assert score("game24", "*".join(str(n) for n in numbers), record) == (1.0 if _product(numbers) == 24 else 0.0)
+    assert score("game24", "*".join(str(n) for n in numbers), record) == (
+        1.0 if _product(numbers) == 24 else 0.0
+    )
     assert score("game24", f"-(-({expression}))", record) == 0.0  # unary minus is not an allowed operation
     assert score("game24", "24", record) == 0.0
 
@@ -266,6 +312,7 @@ def _product(values):
 
 # --- letters: count in the word itself --------------------------------------------------------
 
+
 @pytest.mark.parametrize("record", cases("letters"))
 def test_letters_counted_answer_scores_one_and_wrong_counts_zero(record: dict) -> None:
     word, letter = record["meta"]["word"], record["meta"]["derived_letter"]
@@ -273,19 +320,29 @@ def test_letters_counted_answer_scores_one_and_wrong_counts_zero(record: dict) -
     assert score("letters", f"Count: {len(positions)}, Positions: {positions}", record) == 1.0
     assert score("letters", f"count: {len(positions)}\npositions: {positions}", record) == 1.0
     assert score("letters", f"Count: {len(positions) + 1}, Positions: {positions}", record) == 0.0
-    assert score("letters", f"Count: {len(positions)}, Positions: {[p - 1 for p in positions]}", record) == 0.0
+    assert (
+        score("letters", f"Count: {len(positions)}, Positions: {[p - 1 for p in positions]}", record) == 0.0
+    )
     assert score("letters", f"Count: {len(positions)}", record) == 0.0
     assert score("letters", str(len(positions)), record) == 0.0
 
 
 # --- logic_puzzle: bounded search; stored solutions are not trusted ---------------------------
 
+
 def solve_logic_puzzle(meta: dict, max_nodes: int) -> list[tuple[int, int]] | None | str:
     """A valid selection, None if none exists, or "timeout"."""
-    grid, k, start, kind = meta["grid"], meta["derived_num_select"], tuple(meta["derived_start"]), meta["constraints"]["type"]
+    grid, k, start, kind = (
+        meta["grid"],
+        meta["derived_num_select"],
+        tuple(meta["derived_start"]),
+        meta["constraints"]["type"],
+    )
     n = len(grid)
     product = kind == "product_gt_0"
-    cells = sorted(((r, c) for r in range(n) for c in range(n) if (r, c) != start), key=lambda rc: grid[rc[0]][rc[1]] < 0)
+    cells = sorted(
+        ((r, c) for r in range(n) for c in range(n) if (r, c) != start), key=lambda rc: grid[rc[0]][rc[1]] < 0
+    )
     rows, cols = [0] * n, [0] * n  # sums, or counts of negative numbers
 
     def weight(r, c):
@@ -347,7 +404,9 @@ def test_logic_puzzle_solved_selection_scores_one(record: dict) -> None:
     without_start = [rc for rc in solution if rc != tuple(reference.meta["derived_start"])]
     assert score("logic_puzzle", ", ".join(f"{r} {c}" for r, c in without_start), record) == 0.0
     n = len(reference.meta["grid"])
-    assert score("logic_puzzle", text.replace(f"{solution[-1][0]} {solution[-1][1]}", f"{n} 0"), record) == 0.0
+    assert (
+        score("logic_puzzle", text.replace(f"{solution[-1][0]} {solution[-1][1]}", f"{n} 0"), record) == 0.0
+    )
 
 
 def test_logic_puzzle_rejects_every_stored_solution_that_breaks_the_rules() -> None:

@@ -51,6 +51,7 @@ def csv(values, sep=","):
 
 # --- gold renderings: task -> fn(record, style) -> answer text --------------------------------
 
+
 def _new_operator(r, style):
     value = float(r["solution"])
     if style == 1 and not value.is_integer():
@@ -70,9 +71,19 @@ def _pooling(r, style):
 
 
 GOLD = {
-    "2048": lambda r, s: [r["solution"], json.dumps([[int(c) for c in row.split(",")] for row in r["solution"].split("\n")]), f"\n{r['solution']}\n"][s],
-    "cryptanalysis": lambda r, s: [f" {json.dumps(r['solution'])} ", csv(r["solution"], ", "), csv(r["solution"])][s],
-    "light_puzzles": lambda r, s: [csv(r["solution"]), json.dumps(r["solution"]), csv(r["solution"], ", ")][s],
+    "2048": lambda r, s: [
+        r["solution"],
+        json.dumps([[int(c) for c in row.split(",")] for row in r["solution"].split("\n")]),
+        f"\n{r['solution']}\n",
+    ][s],
+    "cryptanalysis": lambda r, s: [
+        f" {json.dumps(r['solution'])} ",
+        csv(r["solution"], ", "),
+        csv(r["solution"]),
+    ][s],
+    "light_puzzles": lambda r, s: [csv(r["solution"]), json.dumps(r["solution"]), csv(r["solution"], ", ")][
+        s
+    ],
     "mahjong_pattern": lambda r, s: [str(r["solution"]), f" {r['solution']} ", f"[{r['solution']}]"][s],
     "matrix_transformation": lambda r, s: [
         r["meta"]["formatted_solution"],
@@ -81,18 +92,37 @@ GOLD = {
     ][s],
     "new_operator": _new_operator,
     "number_multiply": lambda r, s: [str(r["solution"]), f"{r['solution']:,}", f" {r['solution']}\n"][s],
-    "pattern_recognition": lambda r, s: [json.dumps(r["solution"]), csv(r["solution"], ", "), f"({r['solution'][0]}, {r['solution'][1]})"][s],
+    "pattern_recognition": lambda r, s: [
+        json.dumps(r["solution"]),
+        csv(r["solution"], ", "),
+        f"({r['solution'][0]}, {r['solution'][1]})",
+    ][s],
     "pooling": _pooling,
     "reversi": lambda r, s: [
         r["solution"],
-        "\n".join(r["solution"].replace(",", "")[i : i + r["meta"]["board_size"]] for i in range(0, len(r["solution"].replace(",", "")), r["meta"]["board_size"])),
+        "\n".join(
+            r["solution"].replace(",", "")[i : i + r["meta"]["board_size"]]
+            for i in range(0, len(r["solution"].replace(",", "")), r["meta"]["board_size"])
+        ),
         json.dumps(r["solution"].split(",")),
     ][s],
     "statistical_counting": lambda r, s: [str(r["solution"]), f" {r['solution']} ", f"{r['solution']}.0"][s],
-    "string_deletion_and_modification": lambda r, s: [f' "{r["solution"]}" ', r["solution"], f"'{r['solution']}'"][s],
+    "string_deletion_and_modification": lambda r, s: [
+        f' "{r["solution"]}" ',
+        r["solution"],
+        f"'{r['solution']}'",
+    ][s],
     "string_insertion": lambda r, s: [r["solution"], f' "{r["solution"]}" ', f"\n{r['solution']}\n"][s],
-    "string_splitting": lambda r, s: [json.dumps(r["solution"]), json.dumps([int(v) for v in r["solution"]]), csv(r["solution"], ", ")][s],
-    "string_synthesis": lambda r, s: [r["meta"]["solution_string"][3:-3], json.dumps(r["solution"]), csv(r["solution"], ", ")][s],
+    "string_splitting": lambda r, s: [
+        json.dumps(r["solution"]),
+        json.dumps([int(v) for v in r["solution"]]),
+        csv(r["solution"], ", "),
+    ][s],
+    "string_synthesis": lambda r, s: [
+        r["meta"]["solution_string"][3:-3],
+        json.dumps(r["solution"]),
+        csv(r["solution"], ", "),
+    ][s],
     "synthesis_decomposition": lambda r, s: json.dumps(
         [int(r["solution"]["answer"][i]) for i in synthesis_decomposition_fields(r["meta"]["complexity"])]
     ),
@@ -101,7 +131,11 @@ GOLD = {
         json.dumps(r["solution"]),
         "".join(r["solution"]),
     ][s],
-    "constrained_linear_arrangement": lambda r, s: [csv(r["solution"]), json.dumps(r["solution"]), csv(r["solution"], ", ")][s],
+    "constrained_linear_arrangement": lambda r, s: [
+        csv(r["solution"]),
+        json.dumps(r["solution"]),
+        csv(r["solution"], ", "),
+    ][s],
     "eight_queens": lambda r, s: [
         ", ".join(f"{a} {b}" for a, b in r["solution"]),
         json.dumps(r["solution"]),
@@ -113,8 +147,14 @@ GOLD = {
         "\n".join(csv(row, ", ") for row in r["solution"]),
     ][s],
     "logical_equation": lambda r, s: [json.dumps(r["solution"]), csv(r["solution"], ", ")][s % 2],
-    "permutations_and_combinations": lambda r, s: [json.dumps(r["solution"]), csv(r["solution"], ", ")][s % 2],
-    "sudoku": lambda r, s: [json.dumps(r["solution"]), "\n".join(csv(row) for row in r["solution"]), csv(flat(r["solution"]))][s],
+    "permutations_and_combinations": lambda r, s: [json.dumps(r["solution"]), csv(r["solution"], ", ")][
+        s % 2
+    ],
+    "sudoku": lambda r, s: [
+        json.dumps(r["solution"]),
+        "\n".join(csv(row) for row in r["solution"]),
+        csv(flat(r["solution"])),
+    ][s],
 }
 STYLES = 3
 
@@ -138,6 +178,7 @@ def test_every_bundled_task_has_a_verifier() -> None:
 
 
 # --- perturbations: task -> fn(record) -> list of wrong answers --------------------------------
+
 
 def _bump_first(values):
     values = list(values)
@@ -191,24 +232,59 @@ def _permutation_wrong(r):
 
 
 WRONG = {
-    "2048": lambda r: [r["solution"].replace("\n", "\n0, ", 1), ", ".join(_bump_first(r["solution"].replace("\n", ",").split(",")))],
-    "cryptanalysis": lambda r: [json.dumps(r["solution"][::-1]) if r["solution"][::-1] != r["solution"] else "[]", json.dumps(r["solution"][:3]), json.dumps(_bump_first(r["solution"]))],
+    "2048": lambda r: [
+        r["solution"].replace("\n", "\n0, ", 1),
+        ", ".join(_bump_first(r["solution"].replace("\n", ",").split(","))),
+    ],
+    "cryptanalysis": lambda r: [
+        json.dumps(r["solution"][::-1]) if r["solution"][::-1] != r["solution"] else "[]",
+        json.dumps(r["solution"][:3]),
+        json.dumps(_bump_first(r["solution"])),
+    ],
     "light_puzzles": lambda r: [csv([1 - r["solution"][0]] + r["solution"][1:]), csv(r["solution"][:-1])],
     "mahjong_pattern": lambda r: [str((r["solution"] + 1) % 3), "Peng"],
-    "matrix_transformation": lambda r: [csv(flat(r["meta"]["matrix"])) if r["meta"]["matrix"] != r["solution"] else "X", csv(flat(r["solution"])[:-1])],
-    "new_operator": lambda r: [str(float(r["solution"]) + 1), str(round(float(r["solution"]) * 1.01 + 0.01, 6)), f"{r['solution']} + 1"],
+    "matrix_transformation": lambda r: [
+        csv(flat(r["meta"]["matrix"])) if r["meta"]["matrix"] != r["solution"] else "X",
+        csv(flat(r["solution"])[:-1]),
+    ],
+    "new_operator": lambda r: [
+        str(float(r["solution"]) + 1),
+        str(round(float(r["solution"]) * 1.01 + 0.01, 6)),
+        f"{r['solution']} + 1",
+    ],
     "number_multiply": lambda r: [str(r["solution"] + 1), str(-r["solution"]), str(r["solution"])[:-1]],
-    "pattern_recognition": lambda r: [json.dumps([r["solution"][0] + 1, r["solution"][1]]), json.dumps(r["solution"][::-1]) if r["solution"][0] != r["solution"][1] else "[0]"],
-    "pooling": lambda r: [csv([flat(r["solution"])[0] + 1] + flat(r["solution"])[1:]), csv(flat(r["solution"])[:-1])],
-    "reversi": lambda r: [_reversi_flip(r["solution"]), r["solution"] + ",*", r["solution"].replace("*", "2", 1)],
+    "pattern_recognition": lambda r: [
+        json.dumps([r["solution"][0] + 1, r["solution"][1]]),
+        json.dumps(r["solution"][::-1]) if r["solution"][0] != r["solution"][1] else "[0]",
+    ],
+    "pooling": lambda r: [
+        csv([flat(r["solution"])[0] + 1] + flat(r["solution"])[1:]),
+        csv(flat(r["solution"])[:-1]),
+    ],
+    "reversi": lambda r: [
+        _reversi_flip(r["solution"]),
+        r["solution"] + ",*",
+        r["solution"].replace("*", "2", 1),
+    ],
     "statistical_counting": lambda r: [str(r["solution"] + 1), str(r["solution"] - 1)],
-    "string_deletion_and_modification": lambda r: [r["solution"] + "a", r["solution"][:-1] or "z", f'"{r["solution"]}", "x"'],
+    "string_deletion_and_modification": lambda r: [
+        r["solution"] + "a",
+        r["solution"][:-1] or "z",
+        f'"{r["solution"]}", "x"',
+    ],
     "string_insertion": lambda r: [r["solution"] + "A", r["solution"][:-1], r["meta"]["original_string"]],
     "string_splitting": lambda r: [json.dumps(_bump_first(r["solution"])), json.dumps(r["solution"][:-1])],
     "string_synthesis": lambda r: [json.dumps(_bump_first(r["solution"])), json.dumps(r["solution"][:-1])],
-    "synthesis_decomposition": lambda r: [json.dumps(r["solution"]["answer"]), json.dumps(_bump_first(r["solution"]["answer"][:2]) + r["solution"]["answer"][2:4])],
+    "synthesis_decomposition": lambda r: [
+        json.dumps(r["solution"]["answer"]),
+        json.dumps(_bump_first(r["solution"]["answer"][:2]) + r["solution"]["answer"][2:4]),
+    ],
     "combinatorial_calculation": _combinatorial_wrong,
-    "constrained_linear_arrangement": lambda r: [csv(r["solution"][:-1]), csv([r["solution"][0]] * len(r["solution"])), csv(["Z"] + r["solution"][1:])],
+    "constrained_linear_arrangement": lambda r: [
+        csv(r["solution"][:-1]),
+        csv([r["solution"][0]] * len(r["solution"])),
+        csv(["Z"] + r["solution"][1:]),
+    ],
     "eight_queens": lambda r: [
         ", ".join(f"{a} {b}" for a, b in r["solution"][:-1]),  # 7 queens
         ", ".join(f"{a} {(b + 1) % 8 if a == 0 else b}" for a, b in r["solution"]),  # two share a column
@@ -227,7 +303,20 @@ WRONG = {
     ],
 }
 
-MALFORMED = ["", "   ", "\n", "None", "answer", "[[[", "}{", "'", "x" * 30_000, "1e999", "0/0", "__import__('os').system('true')"]
+MALFORMED = [
+    "",
+    "   ",
+    "\n",
+    "None",
+    "answer",
+    "[[[",
+    "}{",
+    "'",
+    "x" * 30_000,
+    "1e999",
+    "0/0",
+    "__import__('os').system('true')",
+]
 
 
 def test_every_stored_answer_task_has_perturbations() -> None:
@@ -238,7 +327,9 @@ def test_every_stored_answer_task_has_perturbations() -> None:
 def test_perturbed_answers_score_zero(task: str) -> None:
     for record in RECORDS[task]:
         for wrong in WRONG[task](record):
-            if task == "logical_equation" and wrong == json.dumps([record["solution"][1], record["solution"][0]] + record["solution"][2:]):
+            if task == "logical_equation" and wrong == json.dumps(
+                [record["solution"][1], record["solution"][0]] + record["solution"][2:]
+            ):
                 if _equations_hold(record, json.loads(wrong)):
                     continue  # the swap is another valid answer
             assert score(task, wrong, record) == 0.0, (record["id"], wrong)
@@ -260,12 +351,17 @@ def test_malformed_answers_score_zero_and_never_raise(task: str) -> None:
 
 
 def test_permutation_constraints_are_all_recognised() -> None:
-    rules = [len(book_constraints(r["meta"]["constraints_text"])) for r in RECORDS["permutations_and_combinations"]]
+    rules = [
+        len(book_constraints(r["meta"]["constraints_text"])) for r in RECORDS["permutations_and_combinations"]
+    ]
     assert all(n > 0 for n in rules)
 
 
 def test_synthesis_fields_match_what_the_question_asks() -> None:
-    names = {3: "[remaining_A, remaining_B, obtained_X]", 4: "[remaining_A, remaining_B, remaining_C, obtained_X]"}
+    names = {
+        3: "[remaining_A, remaining_B, obtained_X]",
+        4: "[remaining_A, remaining_B, remaining_C, obtained_X]",
+    }
     for record in RECORDS["synthesis_decomposition"]:
         fields = synthesis_decomposition_fields(record["meta"]["complexity"])
         if len(fields) in names:
@@ -299,10 +395,21 @@ CARD_GAME_OUTCOMES = [  # (game, my card, opponent card, result) as the puzzles 
 
 @pytest.mark.parametrize(("game", "mine", "theirs", "result"), CARD_GAME_OUTCOMES)
 def test_card_game_rules(game: str, mine: str, theirs: str, result: str) -> None:
-    record = {"id": "constrained_linear_arrangement/unit", "task": "constrained_linear_arrangement",
-              "question": "", "solution": [theirs],
-              "meta": {"game_type": game, "player_moves": [mine], "results": [result]}}
+    record = {
+        "id": "constrained_linear_arrangement/unit",
+        "task": "constrained_linear_arrangement",
+        "question": "",
+        "solution": [theirs],
+        "meta": {"game_type": game, "player_moves": [mine], "results": [result]},
+    }
     assert score("constrained_linear_arrangement", theirs, record) == 1.0
     others = {"draw", "win", "loss"} - {result}
     for other in others:
-        assert score("constrained_linear_arrangement", theirs, {**record, "meta": {**record["meta"], "results": [other]}}) == 0.0
+        assert (
+            score(
+                "constrained_linear_arrangement",
+                theirs,
+                {**record, "meta": {**record["meta"], "results": [other]}},
+            )
+            == 0.0
+        )
