@@ -22,6 +22,7 @@ _OPTION = re.compile(
         $""",
     re.VERBOSE | re.DOTALL | re.IGNORECASE,
 )
+_OPTION_MARK = re.compile(r"\(([A-Z])\)")
 _NUMBER = re.compile(
     r"""^(?:[$€£¥~≈=]\s*)?                  # optional currency, "about" or "=" sign
         (?P<num>[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|[-+]?\.\d+)
@@ -62,9 +63,10 @@ def option_letter(text: str) -> str | None:
 
     A bare lower-case letter is not an option ("a" is also a word); "(b)" is.
     """
-    match = _OPTION.match(clean_text(text))
-    if match is None:
-        return None
+    text = clean_text(text)
+    match = _OPTION.match(text)
+    if match is None or len(set(_OPTION_MARK.findall(text.upper()))) > 1:
+        return None  # no option, or a hedge such as "(B) or (C)"
     if match.group("paren"):
         return match.group("paren").upper()
     bare = match.group("bare")
