@@ -23,6 +23,7 @@ import types
 from typing import Any
 
 from tool_env.local.wire import read_frame, write_frame
+from tool_env.truncate import truncate_text
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -57,7 +58,7 @@ def child_main(
             os.write(2, f"sandbox child set-up failed: {type(exc).__name__}: {exc}\n".encode())
         finally:
             os._exit(EXIT_SETUP_FAILED)
-    serve(persistent)
+    serve(persistent, int(settings["max_output_chars"]))
 
 
 def lock_down(
@@ -114,7 +115,7 @@ def _reseed_random() -> None:
         numpy_random.seed()
 
 
-def serve(persistent: bool) -> None:
+def serve(persistent: bool, max_chars: int) -> None:
     namespace = _fresh_namespace()
     my_pid = os.getpid()
     while True:
@@ -128,6 +129,8 @@ def serve(persistent: bool) -> None:
         if not persistent:
             _finish_like_python()
         _flush()
+        if error is not None:  # an exception message can be as huge as any output
+            error = {key: truncate_text(value, max_chars)[0] for key, value in error.items()}
         write_frame(STATUS_FD, {"error": error, "exit_code": exit_code})
         if not persistent:
             os._exit(exit_code & 0xFF)

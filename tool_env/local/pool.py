@@ -9,17 +9,19 @@ run, and stateful sessions keep theirs (the pool starts a replacement in the bac
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-import time
 from collections import deque
+from concurrent.futures import Future
 from typing import Callable
 
 from tool_env.base import SandboxClosedError
-from tool_env.local.worker import Worker, WorkerDied
+from tool_env.local.worker import Worker
 
 log = logging.getLogger(__name__)
 
-SPAWN_RETRY_S = 1.0
+SPAWNER_THREADS = 4  # parallel worker start-ups (each is an interpreter start plus imports)
+_BACKGROUND = "background"  # a spawn request whose worker goes to the idle list
 
 
 class _Waiter:
@@ -77,37 +79,59 @@ class FairSlots:
 
 
 class WorkerPool:
-    """Idle warm workers; starts replacements in the background so borrowers rarely wait."""
+    """Idle warm workers, started by long-lived spawner threads so borrowers rarely wait.
 
-    def __init__(self, target_idle: int, spawn: Callable[[], Worker]) -> None:
+    Workers must be started from threads that live as long as the pool: the kernel delivers
+    the parent-death signal (bubblewrap's --die-with-parent, the zygote's PDEATHSIG) when the
+    *thread* that forked them exits, so a worker started from a short-lived caller thread
+    would be killed behind our back.
+    """
+
+    def __init__(self, target_idle: int, spawn: Callable[[], Worker], spawners: int = SPAWNER_THREADS) -> None:
         self.target_idle = target_idle
         self._spawn = spawn
         self._idle: list[Worker] = []
         self._spawning = 0
+        self._failures = 0
         self._cond = threading.Condition()
         self._closed = False
         self.last_spawn_error: str | None = None
+        self._requests: queue.SimpleQueue[Future[Worker] | str | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._spawner, name="tool_env-spawner", daemon=True)
+            for _ in range(max(1, min(spawners, target_idle)))
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    def fill(self) -> None:
-        """Start background spawns until idle + starting reaches the target."""
-        with self._cond:
-            missing = self.target_idle - len(self._idle) - self._spawning
-            if self._closed or missing <= 0:
-                return
-            self._spawning += missing
-        for _ in range(missing):
-            threading.Thread(target=self._spawn_one, name="tool_env-spawn", daemon=True).start()
+    def start_worker(self) -> Worker:
+        """Start one worker on a spawner thread and wait for it (errors surface here)."""
+        future: Future[Worker] = Future()
+        self._requests.put(future)
+        return future.result()
 
-    def _spawn_one(self) -> None:
-        worker = None
-        try:
-            worker = self._spawn()
-        except Exception as exc:  # reported to borrowers; they fall back to spawning inline
-            self.last_spawn_error = str(exc)
-            log.error("tool_env sandbox: starting a worker failed: %s", exc)
-            time.sleep(SPAWN_RETRY_S)
+    def _spawner(self) -> None:
+        while (request := self._requests.get()) is not None:
+            try:
+                worker = self._spawn()
+            except Exception as exc:
+                if isinstance(request, Future):
+                    request.set_exception(exc)
+                    continue
+                self._spawned(None, str(exc))
+                continue
+            if isinstance(request, Future):
+                request.set_result(worker)
+            else:
+                self._spawned(worker, None)
+
+    def _spawned(self, worker: Worker | None, error: str | None) -> None:
         with self._cond:
             self._spawning -= 1
+            if error is not None:
+                self._failures += 1
+                self.last_spawn_error = error
+                log.error("tool_env sandbox: starting a worker failed: %s", error)
             if worker is not None and not self._closed:
                 self._idle.append(worker)
                 worker = None
@@ -115,21 +139,31 @@ class WorkerPool:
         if worker is not None:
             worker.stop()
 
-    def borrow(self) -> Worker:
-        """An idle worker; waits for a background start, or starts one inline if none is coming."""
+    def fill(self) -> None:
+        """Queue background starts until idle + starting reaches the target."""
         with self._cond:
+            missing = self.target_idle - len(self._idle) - self._spawning
+            if self._closed or missing <= 0:
+                return
+            self._spawning += missing
+        for _ in range(missing):
+            self._requests.put(_BACKGROUND)
+
+    def borrow(self) -> Worker:
+        """An idle worker; waits for one being started, or starts one if none is coming."""
+        with self._cond:
+            failures = self._failures
             while True:
                 if self._closed:
                     raise SandboxClosedError("sandbox is closed")
                 if self._idle:
                     return self._idle.pop()
+                if self._failures != failures and not self._spawning:
+                    raise RuntimeError(f"cannot start a sandbox worker: {self.last_spawn_error}")
                 if not self._spawning:
-                    break
+                    self._spawning += 1
+                    self._requests.put(_BACKGROUND)
                 self._cond.wait()
-        try:
-            return self._spawn()
-        except WorkerDied as exc:
-            raise RuntimeError(str(exc)) from None
 
     def give_back(self, worker: Worker) -> None:
         """Return a clean, live worker; surplus or dead ones are stopped."""
@@ -151,3 +185,5 @@ class WorkerPool:
             self._cond.notify_all()
         for worker in idle:
             worker.stop()
+        for _ in self._threads:
+            self._requests.put(None)

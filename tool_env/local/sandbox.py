@@ -83,7 +83,11 @@ class LocalSandbox(Sandbox):
         self._lock = threading.Lock()
         self._closed = False
         self._executor: ThreadPoolExecutor | None = None
-        first = self._start_worker()  # fail fast, in the caller's thread, if workers cannot start
+        try:
+            first = self._pool.start_worker()  # fail fast, in the caller's thread, if workers cannot start
+        except BaseException:
+            self._pool.close()
+            raise
         self.preload_errors = first.preload_errors
         self._pool.give_back(first)
         self._pool.fill()
