@@ -7,6 +7,17 @@ from pathlib import Path
 import pytest
 
 
+# One sandbox configuration for every test in the process: the process-wide sandbox is built
+# once and reused (as in a rollout worker), instead of one warm pool per test.
+TEST_SANDBOX = {"timeout_s": 2.0, "pool_size": 2}
+
+
+@pytest.fixture(scope="session")
+def test_sandbox() -> dict:
+    """Sandbox settings shared by the agent-loop and tool tests (short timeout, small pool)."""
+    return dict(TEST_SANDBOX)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved tiny Qwen2 model and its tokenizer (AutoTokenizer / AutoModel load it)."""

@@ -55,13 +55,13 @@ def expected_body(code: str) -> str:
     budget=st.integers(8, 300),
     max_code_calls=st.integers(0, 3),
 )
-def test_response_is_the_transcript(make_code_loop, tiny_tokenizer, script, honour_stops, budget, max_code_calls):
+def test_response_is_the_transcript(make_code_loop, tiny_tokenizer, test_sandbox, script, honour_stops, budget, max_code_calls):
     tok = tiny_tokenizer
     server = FakeScriptedLLMServer(tok, script + [Reply("<<<end>>>")] * 8, honour_stops=honour_stops)
 
     async def roll():
         loop = make_code_loop(
-            server, response_length=budget, max_code_calls=max_code_calls, sandbox={"timeout_s": 10, "pool_size": 2}
+            server, response_length=budget, max_code_calls=max_code_calls, sandbox=test_sandbox
         )
         return await loop.run({"logprobs": True}, raw_prompt=QUESTION)
 

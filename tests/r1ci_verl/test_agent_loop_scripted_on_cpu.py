@@ -9,7 +9,6 @@ from fakes import FakeScriptedLLMServer, Reply, fake_logprob
 
 QUESTION = [{"role": "user", "content": "What is 6 * 7? Return <<<answer>>>."}]
 EOS = "<|im_end|>"
-FAST_SANDBOX = {"timeout_s": 5.0, "pool_size": 2}
 
 
 def decode(tokenizer, ids):
@@ -38,12 +37,12 @@ def assert_aligned(out, budget: int) -> None:
 
 
 @pytest.fixture
-def roll(make_code_loop, tiny_tokenizer):
+def roll(make_code_loop, tiny_tokenizer, test_sandbox):
     """Run one trajectory; return (output, fake server)."""
 
-    async def _roll(script, *, honour_stops=True, response_length=512, sandbox=None, **settings):
+    async def _roll(script, *, honour_stops=True, response_length=512, **settings):
         server = FakeScriptedLLMServer(tiny_tokenizer, script, honour_stops=honour_stops)
-        loop = make_code_loop(server, response_length=response_length, sandbox={**FAST_SANDBOX, **(sandbox or {})}, **settings)
+        loop = make_code_loop(server, response_length=response_length, sandbox=test_sandbox, **settings)
         out = await loop.run({"temperature": 1.0, "logprobs": True}, raw_prompt=QUESTION)
         return out, server
 
@@ -90,9 +89,9 @@ async def test_errors_reach_the_model_as_tracebacks(roll, tiny_tokenizer):
 
 
 async def test_timeout_is_reported_and_counted(roll, tiny_tokenizer):
-    out, _ = await roll(["```python\nwhile True:\n    pass\n```\n", "<<<none>>>"], sandbox={"timeout_s": 0.5})
+    out, _ = await roll(["```python\nwhile True:\n    pass\n```\n", "<<<none>>>"])
     (results,) = inserted_text(tiny_tokenizer, out)
-    assert "TimeoutError: execution exceeded the time limit of 0.5 s" in results
+    assert "TimeoutError: execution exceeded the time limit of 2 s" in results
     assert out.extra_fields["code_timeouts"] == 1
     assert out.extra_fields["code_errors"] == 0
 
