@@ -156,7 +156,7 @@ def check_synthesis_decomposition(answer: str, reference: Reference) -> bool:
 
 
 _LETTERS_COUNT = re.compile(r"count\s*[:=]?\s*(\d+)", re.IGNORECASE)
-_LETTERS_POSITIONS = re.compile(r"positions?\s*[:=]?\s*\[([^\]]*)\]", re.IGNORECASE)
+_LETTERS_POSITIONS = re.compile(r"positions?\s*[:=]?\s*\[?([\d\s,]*)\]?", re.IGNORECASE)
 
 
 @symbench_verifier("letters")

@@ -186,9 +186,9 @@ def book_constraints(constraints_text: str) -> list[tuple]:
 @symbench_verifier("permutations_and_combinations")
 def check_permutations_and_combinations(answer: str, reference: Reference) -> bool:
     """An arrangement of all meta.items (positions 1..n, left to right) meeting every constraint."""
-    order = split_tokens(answer)
+    order = [token.upper() for token in split_tokens(answer) or []]
     items = list(reference.meta["items"])
-    if order is None or sorted(order) != sorted(items):
+    if sorted(order) != sorted(items):
         return False
     position = {item: i + 1 for i, item in enumerate(order)}
     return all(rule(position, a, b) for rule, a, b in book_constraints(reference.meta["constraints_text"]))

@@ -28,6 +28,10 @@ def load_records(task: str) -> list[dict]:
         return [json.loads(line) for line in f]
 
 
+def csv(values) -> str:
+    return ", ".join(str(v) for v in values)
+
+
 def score(task: str, answer: str, record: dict) -> float:
     extracted = extract_answer(f"Here is my plan.\n<<<{answer}>>>")
     assert extracted is not None
@@ -323,6 +327,7 @@ def test_letters_counted_answer_scores_one_and_wrong_counts_zero(record: dict) -
     assert (
         score("letters", f"Count: {len(positions)}, Positions: {[p - 1 for p in positions]}", record) == 0.0
     )
+    assert score("letters", f"Count: {len(positions)}, Positions: {csv(positions)}", record) == 1.0
     assert score("letters", f"Count: {len(positions)}", record) == 0.0
     assert score("letters", str(len(positions)), record) == 0.0
 

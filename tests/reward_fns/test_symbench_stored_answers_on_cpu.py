@@ -147,9 +147,11 @@ GOLD = {
         "\n".join(csv(row, ", ") for row in r["solution"]),
     ][s],
     "logical_equation": lambda r, s: [json.dumps(r["solution"]), csv(r["solution"], ", ")][s % 2],
-    "permutations_and_combinations": lambda r, s: [json.dumps(r["solution"]), csv(r["solution"], ", ")][
-        s % 2
-    ],
+    "permutations_and_combinations": lambda r, s: [
+        json.dumps(r["solution"]),
+        csv(r["solution"], ", "),
+        csv(r["solution"]).lower(),
+    ][s],
     "sudoku": lambda r, s: [
         json.dumps(r["solution"]),
         "\n".join(csv(row) for row in r["solution"]),
