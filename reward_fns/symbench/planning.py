@@ -33,7 +33,10 @@ def check_blocksworld(answer: str, reference: Reference) -> bool:
     """One ``Move <block> from <src> to <dst>`` per line; only a top block moves between existing
     stacks; the final non-empty stacks must equal the goal's non-empty stacks (an empty plan is
     right only when the start already is the goal)."""
-    lines = [line.strip() for line in (clean(answer) or "").splitlines() if line.strip()]
+    text = clean(answer)
+    if text is None:
+        return False
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) > MAX_PLAN_STEPS:
         return False
     stacks = {name: list(blocks) for name, blocks in reference.meta["derived_initial_state"].items()}

@@ -91,6 +91,7 @@ def test_blocksworld_solved_plan_scores_one_and_broken_plans_zero(record: dict) 
     plan = solve_blocksworld(meta)
     if not plan:  # the start already is the goal (one instance): only doing nothing is right
         assert score("blocksworld", "", record) == 1.0
+        assert score("blocksworld", "x" * 30_000, record) == 0.0  # unreadable is not "no moves"
         name, blocks = next((n, b) for n, b in meta["derived_initial_state"].items() if b)
         other = next(n for n in meta["derived_initial_state"] if n != name)
         assert score("blocksworld", render_blocks([(blocks[-1], name, other)]), record) == 0.0
