@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reward_fns.protocol import SYSTEM_PROMPT
-from r1ci_verl import __version__
 from r1ci_verl.sft_render import Step, TrajectoryError, render_messages
 from r1ci_verl.splits import CURRENT_VERSION, SPLITS, SplitError, TaskSplit, load_split
 from r1ci_verl.tasks import FAMILIES, Task, TaskDataError, TaskQuestion, get_task, list_tasks
@@ -244,7 +243,7 @@ def build(config: BuildConfig, progress: bool = False) -> dict[str, Any]:
     split_file = result.split.path
     manifest = {
         "format": MANIFEST_FORMAT,
-        "r1ci_verl_version": __version__,
+        "r1ci_verl_version": _package_version(),
         "config": {k: v for k, v in asdict(config).items() if k != "out"},
         "split": {
             "version": result.split.version,
@@ -261,6 +260,15 @@ def build(config: BuildConfig, progress: bool = False) -> dict[str, Any]:
     }
     write_json_atomic(manifest, out / MANIFEST_NAME)
     return manifest
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("r1ci-verl")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
 
 
 def _rows_by_family(summaries: Sequence[TaskSummary]) -> dict[str, int]:
