@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from reward_fns.registry import Reference
 from reward_fns.symbench import exact, planning, puzzles  # noqa: F401  (registers the verifiers)
-from reward_fns.symbench._common import FAMILY, TASK_VERIFIERS
+from reward_fns.symbench._common import FAMILY, TASK_VERIFIERS, ReferenceDataError
 
 # Tasks whose verifier needs facts from the question text: task -> parser(question) -> meta keys.
 _QUESTION_FACTS: dict[str, Callable[[str], dict[str, Any]]] = {}
@@ -75,4 +75,4 @@ def reference_from_record(record: dict[str, Any]) -> Reference:
     return Reference(task=f"{FAMILY}/{task}", answer=record.get("solution"), meta=meta)
 
 
-__all__ = ["TASK_VERIFIERS", "reference_from_record"]
+__all__ = ["TASK_VERIFIERS", "ReferenceDataError", "reference_from_record"]

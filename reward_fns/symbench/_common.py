@@ -20,12 +20,27 @@ TASK_VERIFIERS: dict[str, Callable[[str, Reference], float]] = {}
 _ANSWER_ERRORS = (ValueError, TypeError, KeyError, IndexError, ArithmeticError, RecursionError)
 
 
+class ReferenceDataError(Exception):
+    """The reference lacks data a verifier needs: a setup bug, so it is raised, never scored 0."""
+
+
+def require_meta(reference: Reference, *keys: str) -> None:
+    """Fail loudly when `reference.meta` lacks keys that `reference_from_record` derives."""
+    missing = [key for key in keys if key not in reference.meta]
+    if missing:
+        raise ReferenceDataError(
+            f"{reference.task}: reference meta lacks {missing}; build references with "
+            "reward_fns.symbench.reference_from_record"
+        )
+
+
 def symbench_verifier(
     task: str,
 ) -> Callable[[Callable[[str, Reference], bool]], Callable[[str, Reference], float]]:
     """Register a ``check(answer, reference) -> bool`` as ``symbench/<task>`` returning 1.0 / 0.0.
 
-    The wrapper turns a missing answer and any parse error into 0.0, so model text never raises.
+    The wrapper turns a missing answer and any parse error into 0.0, so model text never raises;
+    a `ReferenceDataError` (bad ground truth, not bad text) still propagates.
     """
 
     def decorator(check: Callable[[str, Reference], bool]) -> Callable[[str, Reference], float]:

@@ -20,7 +20,7 @@ from reward_fns.parsing import (
     split_tokens,
 )
 from reward_fns.registry import Reference
-from reward_fns.symbench._common import symbench_verifier
+from reward_fns.symbench._common import require_meta, symbench_verifier
 
 # --- arithmetic puzzles -------------------------------------------------------------------
 
@@ -137,6 +137,7 @@ def check_logic_puzzle(answer: str, reference: Reference) -> bool:
     "Select N different numbers" is read as N different cells (values may repeat), as the data
     README specifies. Stored solutions are not trusted (27/100 break the constraints).
     """
+    require_meta(reference, "derived_num_select", "derived_start")
     grid = reference.meta["grid"]
     pairs = parse_pairs(answer)
     if not pairs or len(set(pairs)) != len(pairs) or len(pairs) != int(reference.meta["derived_num_select"]):
@@ -269,6 +270,7 @@ def parse_equation(text: str):
 @symbench_verifier("logical_equation")
 def check_logical_equation(answer: str, reference: Reference) -> bool:
     """Values for A, B, … in order: a permutation of the listed numbers satisfying every equation."""
+    require_meta(reference, "derived_numbers", "derived_equations")
     values = [parse_int(t) for t in split_tokens(answer) or []]
     numbers = sorted(int(n) for n in reference.meta["derived_numbers"])
     if any(v is None for v in values) or sorted(values) != numbers:  # type: ignore[type-var]

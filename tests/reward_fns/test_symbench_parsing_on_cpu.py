@@ -26,7 +26,7 @@ from reward_fns.parsing import (
     split_tokens,
 )
 from reward_fns.registry import Reference
-from reward_fns.symbench import TASK_VERIFIERS, reference_from_record
+from reward_fns.symbench import TASK_VERIFIERS, ReferenceDataError, reference_from_record
 
 DATA_DIR = Path(r1ci_verl.__file__).parent / "data" / "symbench"
 FIRST_RECORDS = {
@@ -186,6 +186,14 @@ def test_reference_errors_name_the_record_and_field() -> None:
     odd = equation["question"].replace("1. A - C = -44", "1. A ^ C = 2")
     with pytest.raises(ValueError, match=r"unknown equation 'A \^ C = 2'"):
         reference_from_record({**equation, "question": odd})
+
+
+@pytest.mark.parametrize("task", ["logic_puzzle", "logical_equation"])
+def test_reference_without_question_facts_is_a_loud_setup_error(task: str) -> None:
+    record = FIRST_RECORDS[task]
+    bare = Reference(task=f"symbench/{task}", answer=record["solution"], meta=record["meta"])
+    with pytest.raises(ReferenceDataError, match=r"reference_from_record"):
+        TASK_VERIFIERS[task]("0 1", bare)
 
 
 def test_verifiers_are_in_the_shared_registry() -> None:
