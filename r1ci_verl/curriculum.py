@@ -30,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 MODES = ("static", "online")
 STATE_VERSION = 1
+NOT_A_CURRICULUM_STATE = (
+    "the checkpoint's sampler state is not a curriculum state (was it written by a run without a "
+    "curriculum?); start this run from an exported model instead of resuming"
+)
 
 
 @dataclass(frozen=True)
@@ -122,8 +126,7 @@ class CurriculumSampler(Sampler[int]):
 
     # ---- iteration ------------------------------------------------------------------------
     def __iter__(self) -> Iterator[int]:
-        while True:
-            yield self._next_position()
+        return _Positions(self)
 
     def __len__(self) -> int:
         """The scheduled length (all stages); iteration itself never ends."""
@@ -224,6 +227,8 @@ class CurriculumSampler(Sampler[int]):
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if "fingerprint" not in state:
+            raise ValueError(NOT_A_CURRICULUM_STATE)
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"curriculum sampler state version {state.get('version')} != {STATE_VERSION}")
         if state["fingerprint"] != self._fingerprint:
@@ -249,6 +254,27 @@ class CurriculumSampler(Sampler[int]):
         digest.update(np.asarray([int(q) for q in question_ids], dtype=np.int64).tobytes())
         digest.update(np.asarray(sorted(self.p.items()), dtype=np.float64).tobytes())
         return digest.hexdigest()
+
+
+class _Positions(Iterator[int]):
+    """The sampler's iterator. It is Stateful only so that torchdata hands it the iterator state of
+    a checkpoint written with another sampler, which it rejects with a clear error."""
+
+    def __init__(self, sampler: CurriculumSampler):
+        self.sampler = sampler
+
+    def __iter__(self) -> "_Positions":
+        return self
+
+    def __next__(self) -> int:
+        return self.sampler._next_position()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"curriculum": True}  # the real state lives in the sampler's state_dict
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if not state.get("curriculum"):
+            raise ValueError(NOT_A_CURRICULUM_STATE)
 
 
 def load_pass_rates(path: str) -> dict[int, float]:

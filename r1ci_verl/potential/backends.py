@@ -162,7 +162,7 @@ class TransformersBackend(CompletionBackend):
         if hit_eos:
             new_ids = new_ids[: new_ids.index(eos)]
         text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
-        stop_string = next((s for s in stop if text.endswith(s) or s in text), None)
+        stop_string = next((s for s in stop if s in text), None)
         finished = hit_eos or stop_string is not None or len(new_ids) < sampling.max_tokens
         return Completion(text=text, finish_reason="stop" if finished else "length", stop_string=stop_string)
 

@@ -45,7 +45,7 @@ async def rollout(
     backend: CompletionBackend,
     prompt: str,
     runs_code: bool,
-    sampler: SamplingConfig,
+    sampling: SamplingConfig,
     seed: int,
     sandbox: CodeRunner | None = None,
     limits: RolloutLimits = RolloutLimits(),
@@ -56,7 +56,7 @@ async def rollout(
     stop = STOP_STRINGS if runs_code else ()
     response, calls, generations, limit_notices = "", 0, 0, 0
     while True:
-        completion = await backend.complete(prompt + response, stop, sampler, seed + generations)
+        completion = await backend.complete(prompt + response, stop, sampling, seed + generations)
         generations += 1
         text = response + completion.text
         block = find_python_block(text, len(response)) if runs_code else None

@@ -50,6 +50,7 @@ class PotentialConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     limits: RolloutLimits = field(default_factory=RolloutLimits)
     save_responses: bool = False  # keep each transcript in the samples file
+    max_consecutive_failures: int = 20  # a dead server or broken scorer stops the run instead of logging forever
 
     def __post_init__(self) -> None:
         self.strategies = tuple(self.strategies)
@@ -148,19 +149,26 @@ async def sample_potential(
     strategies = [get_strategy(name) for name in config.strategies]
     total = len(questions) * len(strategies) * config.samples_per_strategy
     jobs = [job for job in _jobs(questions, strategies, config.samples_per_strategy) if _key(job) not in store.done]
-    failures = 0
+    failures = consecutive = 0
     bar = tqdm(total=total, initial=total - len(jobs), desc="potential", unit="answer", disable=not progress)
     queue: Iterator = iter(jobs)
 
     async def worker() -> None:
-        nonlocal failures
+        nonlocal failures, consecutive
         for question, strategy, sample in queue:
             try:
                 store.append(await _answer_and_score(question, strategy, sample, backend, config, sandbox, score_fn))
+                consecutive = 0
             except Exception as exc:  # keep going: one bad answer must not stop a day-long run
                 failures += 1
+                consecutive += 1
                 logger.error("question %d strategy %s sample %d failed: %s: %s",
                              question.index, strategy.name, sample, type(exc).__name__, exc)
+                if consecutive >= config.max_consecutive_failures:
+                    raise RuntimeError(
+                        f"stopping: {consecutive} answers in a row failed (last: {type(exc).__name__}: {exc}); "
+                        "scored answers are saved, rerun to continue"
+                    ) from exc
             bar.update(1)
 
     try:

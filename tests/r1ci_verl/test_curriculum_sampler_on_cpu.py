@@ -174,3 +174,14 @@ def test_load_pass_rates_from_written_table(tmp_path):
     bad.write_text('{"index": 1, "p": 0.5}\n{"index": 2}\n')
     with pytest.raises(ValueError, match="row 1: field 'p' is missing"):
         load_pass_rates(str(bad))
+
+
+def test_checkpoint_of_a_run_without_curriculum_is_rejected():
+    from torchdata.stateful_dataloader.sampler import RandomSampler
+
+    plain = _loader(RandomSampler(_Rows(), generator=torch.Generator().manual_seed(0)))
+    next(iter(plain))
+    loader = _loader(make_sampler())
+    loader.load_state_dict(plain.state_dict())
+    with pytest.raises(ValueError, match="not a curriculum state"):
+        next(iter(loader))

@@ -235,3 +235,22 @@ def test_transformers_backend_runs_the_tiny_model(train_parquet, tiny_model_dir,
     completion = asyncio.run(backend.complete(backend.render([{"role": "user", "content": "hi"}]), (),
                                               SamplingConfig(max_tokens=4, temperature=0.0), seed=0))
     assert completion.finish_reason in ("stop", "length") and isinstance(completion.text, str)
+
+
+def test_a_dead_server_stops_the_run_with_a_clear_error(train_parquet, tiny_tokenizer, tmp_path):
+    questions = load_questions(train_parquet)
+    config = PotentialConfig(strategies=["text"], samples_per_strategy=5, concurrency=1, max_consecutive_failures=3)
+    with FakeOpenAICompletionServer() as server:
+        backend = OpenAIBackend(server.base_url.replace("/v1", "/v2"), "tiny", tiny_tokenizer)  # every call: 404
+
+        async def run():
+            try:
+                with SampleStore(tmp_path / "samples.jsonl") as store:
+                    await sample_potential(questions, backend, store, config, score_fn=lambda *a: {"acc": 1.0},
+                                           progress=False)
+            finally:
+                await backend.aclose()
+
+        with pytest.raises(RuntimeError, match="3 answers in a row failed .*HTTP 404"):
+            asyncio.run(run())
+        assert len(server.requests) == 3  # a rejected request is not retried
