@@ -8,10 +8,12 @@ half-written parquet; ``manifest.json`` records counts, seeds, hashes and the sp
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -84,8 +86,11 @@ class BuildConfig:
     split_file: str | None = None  # an explicit split file instead of the packaged version
     symbench_hf_repo: str | None = None  # read SymBench from this HF dataset, not the bundled copy
     symbench_hf_revision: str | None = None
+    workers: int = 1  # processes building tasks in parallel; does not change the output
 
     def validate(self) -> None:
+        if self.workers < 1:
+            raise BuildError(f"workers must be >= 1, got {self.workers}")
         if self.max_per_task < 1:
             raise BuildError(f"max_per_task must be >= 1, got {self.max_per_task}")
         unknown = sorted(set(self.families) - set(FAMILIES))
@@ -190,40 +195,51 @@ class BuildResult:
     split: TaskSplit
 
 
+def task_rows(task: Task, side: str, max_per_task: int, seed: int) -> tuple[list[dict[str, Any]], TaskSummary]:
+    """One task's rows and summary (a top-level function so worker processes can run it)."""
+    task_rows_ = [rl_row(task, question, side) for question in task.questions(max_per_task, seed)]
+    if not task_rows_:
+        raise BuildError(f"task {task.name!r} produced no questions")
+    summary = TaskSummary(
+        task.name, task.family, task.category, side, len(task_rows_), task.source_fingerprint(max_per_task, seed)
+    )
+    return task_rows_, summary
+
+
 def build_rl_rows(config: BuildConfig, progress: bool = False) -> BuildResult:
-    """All RL rows per split, in task-name then source order; refuses duplicate question ids."""
+    """All RL rows per split, in task-name then source order; refuses duplicate question ids.
+
+    With ``config.workers > 1`` tasks are built in worker processes; the output is the same.
+    """
     config.validate()
     split = load_split(version=config.split_version, path=config.split_file)
-    tasks = select_tasks(config)
+    jobs = [(task, split.split_of(task.name)) for task in select_tasks(config)]  # uncovered task: error
+    jobs = [(task, side) for task, side in jobs if side in config.splits]
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in config.splits}
     summaries: list[TaskSummary] = []
     owner_of_index: dict[int, str] = {}
-    iterator: Iterable[Task] = tasks
-    if progress:
-        from tqdm import tqdm
+    args = [(task, side, config.max_per_task, config.seed) for task, side in jobs]
+    with contextlib.ExitStack() as stack:
+        if config.workers > 1 and len(args) > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=min(config.workers, len(args))))
+            results: Iterable[tuple[list[dict[str, Any]], TaskSummary]] = pool.map(task_rows, *zip(*args))
+        else:
+            results = (task_rows(*job) for job in args)
+        if progress:
+            from tqdm import tqdm
 
-        iterator = tqdm(tasks, desc="building tasks", unit="task")
-    for task in iterator:
-        side = split.split_of(task.name)  # a task the split does not cover stops the build
-        if side not in rows:
-            continue
-        count = 0
-        for question in task.questions(config.max_per_task, config.seed):
-            row = rl_row(task, question, side)
-            index = row["extra_info"]["index"]
-            if index in owner_of_index:
-                raise BuildError(
-                    f"task {task.name!r}: duplicate question id {question.question_id!r} "
-                    f"(index {index} already used by {owner_of_index[index]!r})"
-                )
-            owner_of_index[index] = question.question_id
-            rows[side].append(row)
-            count += 1
-        if count == 0:
-            raise BuildError(f"task {task.name!r} produced no questions")
-        summaries.append(
-            TaskSummary(task.name, task.family, task.category, side, count, task.source_fingerprint(config.max_per_task, config.seed))
-        )
+            results = tqdm(results, total=len(args), desc="building tasks", unit="task")
+        for task_rows_, summary in results:
+            for row in task_rows_:
+                info = row["extra_info"]
+                if info["index"] in owner_of_index:
+                    raise BuildError(
+                        f"task {summary.task!r}: duplicate question id {info['question_id']!r} "
+                        f"(index {info['index']} already used by {owner_of_index[info['index']]!r})"
+                    )
+                owner_of_index[info["index"]] = info["question_id"]
+            rows[summary.split].extend(task_rows_)
+            summaries.append(summary)
     return BuildResult(rows=rows, summaries=summaries, split=split)
 
 
@@ -244,7 +260,7 @@ def build(config: BuildConfig, progress: bool = False) -> dict[str, Any]:
     manifest = {
         "format": MANIFEST_FORMAT,
         "r1ci_verl_version": _package_version(),
-        "config": {k: v for k, v in asdict(config).items() if k != "out"},
+        "config": {k: v for k, v in asdict(config).items() if k not in ("out", "workers")},
         "split": {
             "version": result.split.version,
             "file": split_file.name if split_file else None,

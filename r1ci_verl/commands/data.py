@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--split-file", help="an explicit split YAML instead of a packaged version")
     build.add_argument("--symbench-hf-repo", help="read SymBench from this HF dataset repo instead of the bundled copy")
     build.add_argument("--symbench-hf-revision", help="revision of --symbench-hf-repo")
+    build.add_argument("--workers", type=int, default=1, help="build tasks in N processes (default: %(default)s)")
     build.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     build.set_defaults(func=_build)
 
@@ -61,6 +62,7 @@ def _build(args: argparse.Namespace) -> int:
         split_file=args.split_file,
         symbench_hf_repo=args.symbench_hf_repo,
         symbench_hf_revision=args.symbench_hf_revision,
+        workers=args.workers,
     )
     try:
         manifest = build(config, progress=not args.quiet)

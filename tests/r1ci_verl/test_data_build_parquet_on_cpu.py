@@ -86,6 +86,13 @@ def test_same_config_gives_byte_identical_files(built, tmp_path):
     assert other["files"]["train.parquet"]["sha256"] != manifest["files"]["train.parquet"]["sha256"]
 
 
+def test_parallel_workers_write_the_same_bytes(built, tmp_path):
+    out, manifest = built
+    assert build(small_config(tmp_path, workers=2)) == manifest
+    for name in ("train.parquet", "test.parquet", "manifest.json"):
+        assert (tmp_path / name).read_bytes() == (out / name).read_bytes()
+
+
 def test_manifest_records_hashes_sources_and_seeds(built):
     out, manifest = built
     import hashlib
@@ -140,6 +147,8 @@ def test_bad_config_is_refused(tmp_path):
         build(BuildConfig(out=str(tmp_path), tasks=["symbench/nope"]))
     with pytest.raises(BuildError, match="max_per_task"):
         build(BuildConfig(out=str(tmp_path), max_per_task=0))
+    with pytest.raises(BuildError, match="workers"):
+        build(BuildConfig(out=str(tmp_path), workers=0))
     with pytest.raises(BuildError, match="unknown families"):
         build(BuildConfig(out=str(tmp_path), families=["gsm8k"]))
 
