@@ -76,8 +76,12 @@ _sandboxes_lock = threading.Lock()
 
 
 def shared_sandbox(config: SandboxConfig) -> Sandbox:
-    """The process-wide sandbox for `config`: warm workers are paid for once, not per trajectory."""
-    key = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    """The process-wide sandbox for `config`: warm workers are paid for once, not per trajectory.
+
+    Callers pass `stateful` when they open a session, so it is not part of the key: the agent
+    loop and the tool share one warm pool even when one of them keeps state.
+    """
+    key = json.dumps({**config.to_dict(), "stateful": None}, sort_keys=True, default=str)
     with _sandboxes_lock:
         sandbox = _sandboxes.get(key)
         if sandbox is None:

@@ -10,7 +10,7 @@ and logprobs come back aligned with the token ids.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from verl.workers.rollout.replica import TokenOutput
@@ -29,19 +29,27 @@ def fake_logprob(token_id: int) -> float:
     return -0.01 - (token_id % 97) / 100.0
 
 
-@dataclass
 class FakeScriptedLLMServer:
-    """FAKE LLM server: replays `script` one reply per ``generate`` call (see module doc)."""
+    """FAKE LLM server: replays `script` one reply per ``generate`` call (see module doc).
 
-    tokenizer: Any
-    script: Sequence[Reply | str]
-    honour_stops: bool = True
-    with_logprobs: bool = True
-    latency_s: float = 0.0
-    calls: list[dict[str, Any]] = field(default_factory=list)
+    A plain class, not a dataclass: hydra.utils.instantiate would turn a dataclass argument
+    into a config node when verl builds the agent loop.
+    """
 
-    def __post_init__(self) -> None:
-        self._replies = [r if isinstance(r, Reply) else Reply(r) for r in self.script]
+    def __init__(
+        self,
+        tokenizer: Any,
+        script: Sequence[Reply | str],
+        honour_stops: bool = True,
+        with_logprobs: bool = True,
+        latency_s: float = 0.0,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.honour_stops = honour_stops
+        self.with_logprobs = with_logprobs
+        self.latency_s = latency_s
+        self.calls: list[dict[str, Any]] = []
+        self._replies = [r if isinstance(r, Reply) else Reply(r) for r in script]
         self._encoded = [self._encode(r) for r in self._replies]
 
     def _encode(self, reply: Reply) -> list[int]:
