@@ -211,6 +211,8 @@ def main(config: DictConfig) -> None:
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
     settings = check_config(config)
     if settings is not None:
+        with open_dict(config):  # Ray workers need not share the driver's working directory
+            config[CONFIG_KEY].potential_file = os.path.abspath(settings.potential_file)
         logger.info("curriculum: %s", settings)
     run_ppo(config, task_runner_class=CurriculumTaskRunner)
 
