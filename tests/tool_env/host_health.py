@@ -83,4 +83,7 @@ def assert_healthy(base: Baseline) -> None:
     assert not zombies, f"zombies left behind: {zombies}"
     extra = len(procs) - base.processes
     assert extra <= 0, f"{extra} leftover processes: " + "; ".join(f"{p} {cmdline(p)}" for p in procs)
+    deadline = time.monotonic() + SETTLE_S  # a worker being stopped closes its pipes last
+    while fd_count() > base.fds and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert fd_count() <= base.fds, f"fd leak: {fd_count()} open, baseline {base.fds}"

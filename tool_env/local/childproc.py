@@ -155,7 +155,11 @@ def run_snippet(code: str, namespace: dict[str, Any]) -> tuple[dict[str, str] | 
         frames = exc.__traceback__.tb_next if exc.__traceback__ else None  # hide this runner's frame
         text = "".join(traceback.format_exception(type(exc), exc, frames))
         _flush()
-        sys.stderr.write(text)
+        try:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        except BaseException:  # the snippet may have closed or replaced stderr
+            pass
         return {"name": type(exc).__name__, "message": str(exc), "traceback": text}, 1
     return None, 0
 
@@ -167,7 +171,10 @@ def _system_exit(exc: SystemExit) -> tuple[dict[str, str] | None, int]:
     if isinstance(code, int):
         error = None if code == 0 else {"name": "SystemExit", "message": str(code), "traceback": ""}
         return error, code
-    sys.stderr.write(f"{code}\n")
+    try:
+        sys.stderr.write(f"{code}\n")
+    except BaseException:
+        pass
     return {"name": "SystemExit", "message": str(code), "traceback": ""}, 1
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future
 from typing import Callable
@@ -132,7 +133,7 @@ class WorkerPool:
                 self._failures += 1
                 self.last_spawn_error = error
                 log.error("tool_env sandbox: starting a worker failed: %s", error)
-            if worker is not None and not self._closed:
+            if worker is not None and not self._closed and len(self._idle) < self.target_idle:
                 self._idle.append(worker)
                 worker = None
             self._cond.notify_all()
@@ -164,6 +165,18 @@ class WorkerPool:
                     self._spawning += 1
                     self._requests.put(_BACKGROUND)
                 self._cond.wait()
+
+    def wait_until_full(self, timeout_s: float) -> bool:
+        """True once `target_idle` workers are idle (benchmarks and tests measure steady state)."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while len(self._idle) < self.target_idle:
+                self.fill()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed:
+                    return False
+                self._cond.wait(remaining)
+            return True
 
     def give_back(self, worker: Worker) -> None:
         """Return a clean, live worker; surplus or dead ones are stopped."""

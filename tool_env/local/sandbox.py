@@ -135,6 +135,10 @@ class LocalSandbox(Sandbox):
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
+    def wait_until_warm(self, timeout_s: float = 120.0) -> bool:
+        """Block until `pool_size` idle workers are ready; False on timeout."""
+        return self._pool.wait_until_full(timeout_s)
+
     @property
     def closed(self) -> bool:
         return self._closed
