@@ -52,6 +52,19 @@ class CodeBlock:
     end: int  # index just past the closing ```
 
 
+def _fence_search(pattern: re.Pattern[str], text: str, pos: int) -> re.Match[str] | None:
+    """``pattern.search(text, pos)`` for the line-anchored fence patterns above, but jumping
+    between "```" occurrences with str.find: scoring scans every response several times and
+    a regex scan over long prose is ~10x slower."""
+    while (i := text.find("```", pos)) != -1:
+        if i == 0 or text[i - 1] == "\n":
+            match = pattern.match(text, i)
+            if match is not None:
+                return match
+        pos = i + 1
+    return None
+
+
 def find_python_block(text: str, start: int = 0) -> CodeBlock | None:
     """Return the first *closed* python block that opens at or after `start`, else None.
 
@@ -60,10 +73,10 @@ def find_python_block(text: str, start: int = 0) -> CodeBlock | None:
     """
     pos = start
     while True:
-        opening = _ANY_OPEN_FENCE.search(text, pos)
+        opening = _fence_search(_ANY_OPEN_FENCE, text, pos)
         if opening is None:
             return None
-        closing = _CLOSE_FENCE.search(text, opening.end())
+        closing = _fence_search(_CLOSE_FENCE, text, opening.end())
         if closing is None:
             return None  # unterminated: nothing to run yet
         if _OPEN_FENCE.fullmatch(opening.group(0)):
@@ -85,8 +98,8 @@ def find_python_blocks(text: str) -> list[CodeBlock]:
 def has_unclosed_fence(text: str) -> bool:
     """True if a ``` fence opens and never closes (an unterminated block)."""
     pos = 0
-    while (opening := _ANY_OPEN_FENCE.search(text, pos)) is not None:
-        closing = _CLOSE_FENCE.search(text, opening.end())
+    while (opening := _fence_search(_ANY_OPEN_FENCE, text, pos)) is not None:
+        closing = _fence_search(_CLOSE_FENCE, text, opening.end())
         if closing is None:
             return True
         pos = closing.end()

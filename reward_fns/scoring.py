@@ -107,6 +107,8 @@ def parse_ground_truth(ground_truth: Any, data_source: str) -> Reference:
     return Reference(task=task, answer=record["answer"], meta=dict(meta))
 
 
+_DEFAULT_CONFIG = ScoringConfig()
+_CONFIG_KEYS = frozenset({"shaping", "unknown_task", "reward_modules"})
 _loaded_modules: set[str] = set()
 _load_lock = threading.Lock()
 
@@ -210,5 +212,5 @@ def compute_score(
     Keyword arguments from ``reward.custom_reward_function.reward_kwargs``: ``shaping`` (mapping
     of ShapingConfig fields), ``unknown_task`` ("error" | "exact_match"), ``reward_modules``.
     """
-    config = ScoringConfig.from_kwargs(kwargs)
+    config = _DEFAULT_CONFIG if not kwargs.keys() & _CONFIG_KEYS else ScoringConfig.from_kwargs(kwargs)
     return score_response(data_source, solution_str, ground_truth, extra_info, config).as_metrics()

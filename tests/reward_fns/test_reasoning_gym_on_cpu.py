@@ -166,3 +166,10 @@ def test_arithmetic_gate_passes_maths(ok):
 @pytest.mark.parametrize("ok", ["[1, 2, 3]", "abc", "hello world", "[['1', '0'], ['0', '1']]", "-1 2 3"])
 def test_literal_gate_passes_data(ok):
     assert rg.literal_gate(ok) == ok
+
+
+def test_sympy_scorers_run_under_a_time_budget_and_others_inline():
+    from reward_fns.registry import get_time_budget
+
+    budgeted = {name for name in rg.ENABLED if get_time_budget(f"reasoning_gym/{name}") is not None}
+    assert budgeted == {"countdown", "polynomial_multiplication", "simple_integration", "intermediate_integration"}

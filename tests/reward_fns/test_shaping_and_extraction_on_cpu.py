@@ -112,3 +112,19 @@ def test_yes_no_forms():
     assert [yes_no(t) for t in ("Yes", "yes.", '"NO"', "True", "false", "maybe", "yes no")] == [
         True, True, False, True, False, None, None,
     ]
+
+
+fence_texts = st.lists(
+    st.sampled_from(["```", "```python\n", "```bash\n", "\n", "x", " ", "`", "print(1)", "<<<a>>>", RESULTS_HEADER]),
+    max_size=30,
+).map("".join)
+
+
+@settings(max_examples=300)
+@given(text=fence_texts, pos=st.integers(0, 40))
+def test_fast_fence_search_equals_regex_search(text, pos):
+    from reward_fns import protocol
+
+    for pattern in (protocol._ANY_OPEN_FENCE, protocol._CLOSE_FENCE):
+        fast, slow = protocol._fence_search(pattern, text, pos), pattern.search(text, pos)
+        assert (fast and fast.span()) == (slow and slow.span())
