@@ -6,7 +6,9 @@ gold and wrong answers) are registered, so every generated question can be score
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator
@@ -79,6 +81,11 @@ def enabled_datasets() -> list[str]:
     return sorted(ENABLED)
 
 
+def _silenced_stdout() -> contextlib.AbstractContextManager:
+    """Some generators print progress to stdout; keep it out of the build's output."""
+    return contextlib.redirect_stdout(io.StringIO())
+
+
 @dataclass(frozen=True)
 class ReasoningGymTask(Task):
     """One Reasoning-Gym dataset with its default configuration (plus `config` overrides)."""
@@ -92,7 +99,8 @@ class ReasoningGymTask(Task):
 
         config = json.loads(self.config_json)
         try:
-            return reasoning_gym.create_dataset(self.source_name, seed=task_seed(seed, self.source_name), size=size, **config)
+            with _silenced_stdout():
+                return reasoning_gym.create_dataset(self.source_name, seed=task_seed(seed, self.source_name), size=size, **config)
         except Exception as exc:  # the generator's own validation: name the task
             raise TaskDataError(f"task {self.name!r}: reasoning-gym could not create the dataset ({exc!r})") from exc
 
@@ -103,7 +111,8 @@ class ReasoningGymTask(Task):
         per_task_seed = task_seed(seed, self.source_name)
         for index in range(max_count):
             origin = f"reasoning_gym:{self.source_name}:seed={per_task_seed}:index={index}"
-            entry = dataset[index]
+            with _silenced_stdout():
+                entry = dataset[index]
             question = entry.get("question")
             if not isinstance(question, str) or not question.strip():
                 raise TaskDataError(f"{origin}: generated entry has no question")
