@@ -74,7 +74,7 @@ class BuildError(ValueError):
 
 @dataclass
 class BuildConfig:
-    """What `r1ci data build` builds; every field is a command-line override."""
+    """What `r1ci data build` builds; each field has a matching command-line option."""
 
     out: str = "data/r1ci"
     families: list[str] = field(default_factory=lambda: list(FAMILIES))
@@ -221,7 +221,8 @@ def build_rl_rows(config: BuildConfig, progress: bool = False) -> BuildResult:
     args = [(task, side, config.max_per_task, config.seed) for task, side in jobs]
     with contextlib.ExitStack() as stack:
         if config.workers > 1 and len(args) > 1:
-            pool = stack.enter_context(ProcessPoolExecutor(max_workers=min(config.workers, len(args))))
+            pool = ProcessPoolExecutor(max_workers=min(config.workers, len(args)))
+            stack.callback(pool.shutdown, cancel_futures=True)  # on error, do not start queued tasks
             results: Iterable[tuple[list[dict[str, Any]], TaskSummary]] = pool.map(task_rows, *zip(*args))
         else:
             results = (task_rows(*job) for job in args)
