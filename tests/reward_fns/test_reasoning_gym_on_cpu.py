@@ -57,9 +57,9 @@ def test_enabled_dataset_gold_scores_one_and_wrong_scores_zero(name):
             assert verify(wrong, reference) == 0.0, (name, wrong)
     if name in MANY_SOLUTIONS:
         return
-    for i, reference in enumerate(references):
-        for j, other in enumerate(generated):
-            if other["answer"] != generated[i]["answer"]:
+    for entry, reference in zip(generated, references):
+        for other in generated:
+            if other["answer"] != entry["answer"]:
                 assert verify(other["answer"], reference) == 0.0, (name, other["answer"][:80], reference.answer)
 
 
