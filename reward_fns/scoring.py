@@ -14,6 +14,7 @@ This is the function verl's ``reward.custom_reward_function`` calls (through r1c
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,14 @@ from typing import Any, Iterable, Mapping
 
 from reward_fns.normalize import text_equal
 from reward_fns.protocol import extract_answer, find_python_blocks, format_ok
-from reward_fns.registry import Reference, get_time_budget, get_verifier, has_verifier, load_user_module
+from reward_fns.registry import (
+    Reference,
+    Verifier,
+    get_time_budget,
+    get_verifier,
+    has_verifier,
+    load_user_module,
+)
 from reward_fns.shaping import ShapingConfig, shaped_score
 
 REWARD_MODULES_ENV = "R1CI_REWARD_MODULES"  # comma-separated module specs, loaded in every process
@@ -126,24 +134,30 @@ def load_reward_modules(specs: Iterable[str] = ()) -> None:
 
 
 _executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
 
 
 def _budget_executor() -> ThreadPoolExecutor:
     global _executor
-    if _executor is None:
-        with _load_lock:
-            if _executor is None:
-                _executor = ThreadPoolExecutor(MAX_BUDGETED_THREADS, thread_name_prefix="r1ci-verifier")
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(MAX_BUDGETED_THREADS, thread_name_prefix="r1ci-verifier")
     return _executor
 
 
-def verify_answer(task: str, answer: str, reference: Reference, config: ScoringConfig) -> tuple[bool, str]:
+def verifier_for(task: str, config: ScoringConfig) -> Verifier:
+    """The task's verifier; text equality for unknown tasks under ``unknown_task="exact_match"``.
+
+    Raises KeyError naming the task (and similar names) otherwise, answer or not: a wrong
+    data_source affects every sample and must not pass silently as zero rewards.
+    """
+    if has_verifier(task) or config.unknown_task == "error":
+        return get_verifier(task)
+    return lambda answer, reference: text_equal(answer, str(reference.answer))
+
+
+def verify_answer(task: str, verifier: Verifier, answer: str, reference: Reference) -> tuple[bool, str]:
     """(correct, error). Verifier exceptions and overruns become (False, reason)."""
-    if not has_verifier(task):
-        if config.unknown_task == "exact_match":
-            return text_equal(answer, str(reference.answer)), ""
-        get_verifier(task)  # raises KeyError naming the task and similar names
-    verifier = get_verifier(task)
     budget = get_time_budget(task)
     try:
         if budget is None:
@@ -155,7 +169,7 @@ def verify_answer(task: str, answer: str, reference: Reference, config: ScoringC
         return False, f"{task}: verifier exceeded its time budget of {budget:g} s"
     except Exception as exc:  # noqa: BLE001 - one bad answer must not kill the batch
         return False, f"{task}: {type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
-    if isinstance(result, bool) or isinstance(result, (int, float)):
+    if isinstance(result, numbers.Real):
         return result == 1.0, ""
     return False, f"{task}: verifier returned {type(result).__name__}, expected float or bool"
 
@@ -179,14 +193,10 @@ def score_response(
     """Score one response; see the module docstring for the inputs."""
     config = config or ScoringConfig()
     load_reward_modules(config.reward_modules)
+    verifier = verifier_for(data_source, config)
     reference = parse_ground_truth(ground_truth, data_source)
     answer = extract_answer(solution_str)
-    if answer is None:
-        correct, error = False, ""
-        if not has_verifier(data_source) and config.unknown_task == "error":
-            get_verifier(data_source)  # configuration errors surface even without an answer
-    else:
-        correct, error = verify_answer(data_source, answer, reference, config)
+    correct, error = (False, "") if answer is None else verify_answer(data_source, verifier, answer, reference)
     well_formed = format_ok(solution_str)
     calls = _code_calls(solution_str, extra_info)
     return ScoreResult(

@@ -130,3 +130,18 @@ async def test_reward_kwargs_reach_compute_score(tiny_model_dir, tiny_tokenizer)
     outputs = await worker.compute_score_batch(make_batch(tiny_tokenizer, SAMPLES[:2] + SAMPLES[3:]))
 
     assert [o["reward_score"] for o in outputs] == pytest.approx([1.0, 0.0, -0.5])
+
+
+def test_adapter_accepts_numpy_and_omegaconf_values():
+    from r1ci_verl.reward import compute_score
+
+    result = compute_score(
+        np.str_("bbh/navigate"),
+        "<<<No>>>",
+        np.str_("No"),
+        extra_info={"num_code_calls": np.int64(7), "num_turns": np.int32(9)},
+        shaping=OmegaConf.create({"excess_calls_penalty": 0.5}),
+        reward_modules=OmegaConf.create([]),
+    )
+    assert result["num_code_calls"] == 7 and type(result["num_code_calls"]) is int
+    assert result["score"] == pytest.approx(1.0 + 0.1 - 0.5)
