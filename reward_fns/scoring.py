@@ -79,12 +79,17 @@ class ScoreResult:
     error: str = ""  # why the verifier could not decide (it raised or ran out of time)
 
     def as_metrics(self) -> dict[str, Any]:
-        """The dict returned to verl: always the same keys (verl stacks them across a batch)."""
+        """The dict returned to verl: always the same keys (verl stacks them across a batch).
+
+        verl puts these keys next to the agent loop's extra fields in one batch namespace, where
+        the extra fields win; names here avoid the agent loop's own (its ``answered`` counts
+        only the model's words, this one any ``<<<…>>>`` in the response).
+        """
         return {
             "score": self.score,
             "acc": 1.0 if self.correct else 0.0,
             "format_ok": 1.0 if self.format_ok else 0.0,
-            "answered": 0.0 if self.answer is None else 1.0,
+            "answer_extracted": 0.0 if self.answer is None else 1.0,
             "num_code_calls": self.num_code_calls,
             "verifier_error": 1.0 if self.error else 0.0,
             "task": self.task,

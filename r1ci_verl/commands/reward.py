@@ -200,7 +200,7 @@ def score_rows(rows: list[Row], custom: ScoreFn | None, unknown_task: str) -> li
             metrics = raw if isinstance(raw, dict) else {"score": raw}
             score = float(metrics["score"])
             acc = float(metrics.get("acc", score))
-            result = (score, acc, float(metrics.get("format_ok", 0.0)), float(metrics.get("answered", 0.0)))
+            result = (score, acc, float(metrics.get("format_ok", 0.0)), float(metrics.get("answer_extracted", 0.0)))
             reason = "" if acc == 1.0 else str(metrics.get("reward_error") or f"score {score:g}")
         results.append(RowResult(row, *result, reason=reason, seconds=time.perf_counter() - start))
     return results
