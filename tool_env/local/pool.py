@@ -157,8 +157,8 @@ class WorkerPool:
             while True:
                 if self._closed:
                     raise SandboxClosedError("sandbox is closed")
-                if self._idle:
-                    return self._idle.pop()
+                if self._idle:  # oldest first: the newest is still re-forking its next child
+                    return self._idle.pop(0)
                 if self._failures != failures and not self._spawning:
                     raise RuntimeError(f"cannot start a sandbox worker: {self.last_spawn_error}")
                 if not self._spawning:

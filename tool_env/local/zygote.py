@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import gc
 import os
 import resource
 import select
@@ -35,6 +36,7 @@ PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 READ_CHUNK = 1 << 16
+REAP_POLL_S = 0.005
 CLEANUP_DEADLINE_S = 5.0  # leftovers that survive SIGKILL this long mean the worker is unusable
 KILL_MODES = ("pidns", "uid", "tree")
 
@@ -96,6 +98,7 @@ class Zygote:
         self.session_lost = False
         self.preload_errors: dict[str, str] = {}
         self.dirty: Child | None = None  # finished child awaiting reaping and a sweep
+        self.exiting: set[int] = set()  # SIGKILLed children not reaped yet (pid-namespace fast path)
 
     # ----- start-up -------------------------------------------------------------------
     def start(self) -> dict[str, Any]:
@@ -151,9 +154,41 @@ class Zygote:
 
     def after_reply(self) -> None:
         """Off the critical path: clean up after the run, fork the child for the next one."""
-        self.clean_up()
+        if self.dirty is not None and self.kill_mode == "pidns" and self.session is None:
+            self.recycle_fast()
+        else:
+            self.clean_up()
         if self.prefork is None and self.session is None:
             self.prefork = self.fork_child(persistent=False)
+
+    def recycle_fast(self) -> None:
+        """pid-namespace fast path: fork the next child before the old one has finished exiting.
+
+        A process exit costs milliseconds (tearing down the inherited address space); the
+        next run need not wait for it. The old child is already SIGKILLed; anything else
+        alive in the namespace is a leftover and triggers the full sweep. Exited children
+        are reaped while the zygote idles (`reap_exited`).
+        """
+        child, self.dirty = self.dirty, None
+        child.close_fds()
+        self.exiting.add(child.pid)
+        self.prefork = self.fork_child(persistent=False)
+        known = {self.pid, self.prefork.pid, *self.exiting}
+        if any(pid not in known for pid in _namespace_pids()):
+            self.exiting.clear()
+            if not self.sweep():
+                raise RuntimeError("processes left by a run survived SIGKILL")
+        elif self.scratch_used():
+            self.wipe_scratch()
+
+    def reap_exited(self) -> None:
+        for pid in list(self.exiting):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.exiting.discard(pid)
 
     # ----- children -------------------------------------------------------------------
     def fork_child(self, persistent: bool) -> Child:
@@ -161,6 +196,7 @@ class Zygote:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         status_r, status_w = os.pipe()
+        gc.freeze()  # a collection in the child must not touch (and so copy) every inherited page
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             try:
@@ -300,12 +336,31 @@ class Zygote:
         clean = True
         if _has_children():
             clean = self.kill_leftovers()
+        if self.scratch_used():
+            self.wipe_scratch()
+        return clean
+
+    def wipe_scratch(self) -> None:
         for path in self.scratch_dirs:
             _wipe(path)
         os.makedirs(self.workdir, exist_ok=True)
         if self.child_uid is not None and os.getuid() == 0:
             os.chown(self.workdir, self.child_uid, self.child_uid)
-        return clean
+
+    def scratch_used(self) -> bool:
+        """Cheap check that skips the wipe for the common run that wrote no files."""
+        for path in self.scratch_dirs:
+            try:
+                with os.scandir(path) as entries:
+                    for entry in entries:
+                        if entry.path != self.workdir:
+                            return True
+            except OSError:
+                continue
+        try:
+            return bool(os.listdir(self.workdir))
+        except OSError:
+            return True
 
     def kill_leftovers(self) -> bool:
         deadline = time.monotonic() + CLEANUP_DEADLINE_S
@@ -406,6 +461,11 @@ def _reap_all(until: float) -> bool:
         time.sleep(0.001)
 
 
+def _namespace_pids() -> list[int]:
+    """Every process in our pid namespace (its /proc shows nothing else)."""
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
 def _descendants(root: int) -> list[int]:
     """Every live descendant of `root`, from /proc (rlimit mode without root only)."""
     parent_of: dict[int, int] = {}
@@ -490,6 +550,11 @@ def main() -> None:
     zygote = Zygote(settings)
     write_frame(ctl_out, zygote.start())
     while True:
+        if zygote.exiting:  # reap in idle moments, but answer a request at once
+            ready, _, _ = select.select([ctl_in], [], [], REAP_POLL_S)
+            zygote.reap_exited()
+            if not ready:
+                continue
         try:
             request = read_frame(ctl_in)
         except (FrameError, ValueError, OSError):
