@@ -233,11 +233,27 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
         block = protocol.find_python_block(text)
         if block is None:
             return n, text, None
-        # Usual case (the engine stopped at the fence): one token fewer no longer closes it.
-        shorter = self._decode(segment_ids + new_ids[: n - 1])
-        if protocol.find_python_block(shorter) is None:
-            return n, text, block
-        lo, hi, hi_text = 1, n - 1, shorter  # invariant: prefix hi closes a block, lo-1 does not
+        # A prefix holds the block iff it reaches block.end. Walk back over the few tokens
+        # after the fence, measuring each by decoding only the tail (cheap), then check once.
+        k, kept_text = n, text
+        while k > 1:
+            tail = self._decode(new_ids[k - 1 :])
+            if "\ufffd" in tail or not text.endswith(tail):
+                return self._cut_by_search(segment_ids, new_ids)
+            shorter = text[: len(text) - len(tail)]
+            if len(shorter) < block.end:
+                break
+            k, kept_text = k - 1, shorter
+        if k < n and self._decode(segment_ids + new_ids[:k]) != kept_text:
+            return self._cut_by_search(segment_ids, new_ids)  # a tokenizer whose pieces do not concatenate
+        return k, kept_text, block
+
+    def _cut_by_search(
+        self, segment_ids: list[int], new_ids: list[int]
+    ) -> tuple[int, str, Optional[protocol.CodeBlock]]:
+        """Exact binary search on full decodes: prefixes that hold a block only grow."""
+        lo, hi = 1, len(new_ids)
+        hi_text = self._decode(segment_ids + new_ids)
         while lo < hi:
             mid = (lo + hi) // 2
             mid_text = self._decode(segment_ids + new_ids[:mid])

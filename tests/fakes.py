@@ -71,8 +71,16 @@ class FakeScriptedLLMServer:
         return TokenOutput(token_ids=ids, log_probs=log_probs, stop_reason="completed", extra_fields={"global_steps": 0})
 
     def _cut_at_stop(self, ids: list[int], stops: Sequence[str]) -> list[int]:
-        for k in range(1, len(ids) + 1):
-            text = self.tokenizer.decode(ids[:k], skip_special_tokens=False)
-            if any(stop in text for stop in stops):
-                return ids[:k]
-        return ids
+        """Keep tokens through the one whose text completes the first stop string."""
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        ends = [text.find(stop) + len(stop) for stop in stops if stop in text]
+        if not ends:
+            return ids
+        lo, hi = 1, len(ids)  # smallest prefix whose text reaches the end of the stop string
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if len(self.tokenizer.decode(ids[:mid], skip_special_tokens=False)) >= min(ends):
+                hi = mid
+            else:
+                lo = mid + 1
+        return ids[:hi]

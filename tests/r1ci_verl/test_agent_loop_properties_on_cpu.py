@@ -96,3 +96,15 @@ def test_response_is_the_transcript(make_code_loop, tiny_tokenizer, test_sandbox
         segment = []
     assert decode(tok, ids) == transcript
     assert out.extra_fields["num_code_calls"] == code_calls
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(before=_prose, code=_literal, after=st.text(max_size=12), split=st.integers(0, 40))
+def test_fast_cut_agrees_with_exact_search(make_code_loop, tiny_tokenizer, before, code, after, split):
+    """The tail-measuring cut and the exact binary search pick the same token, unicode included."""
+    loop = make_code_loop(FakeScriptedLLMServer(tiny_tokenizer, []))
+    ids = tiny_tokenizer.encode(f"{before}\n```python\n{code}\n```{after}", add_special_tokens=False)
+    segment, new = ids[: min(split, len(ids) - 1)], ids[min(split, len(ids) - 1) :]
+    if protocol.find_python_block(decode(tiny_tokenizer, segment)) is not None:
+        return  # the loop never carries a closed block in its segment
+    assert loop._cut_after_block(segment, new) == loop._cut_by_search(segment, new)
