@@ -3,6 +3,7 @@
 Each response is a realistic transcript (reasoning, one python block with its results, the
 final <<<answer>>>), half correct and half wrong. The baseline, measured in the same run on the
 same responses, is the least any scorer must do: extract the answer and compare it as a string.
+compute_score gets the ``extra_info`` verl passes in training (the agent loop's code-call count).
 Target: exact-match families (BBH, most Reasoning-Gym tasks) score >= 5,000 answers/s.
 
     python benchmarks/bench_rewards.py [--seconds 1.0] [--no-pin]
@@ -101,8 +102,11 @@ def baseline(sample: Sample) -> bool:
     return answer is not None and answer == json.loads(sample[2])["answer"]
 
 
+AGENT_LOOP_EXTRA_INFO = {"num_code_calls": 1, "num_turns": 3}  # what verl passes in training
+
+
 def ours(sample: Sample) -> dict:
-    return compute_score(sample[0], sample[1], sample[2])
+    return compute_score(sample[0], sample[1], sample[2], extra_info=AGENT_LOOP_EXTRA_INFO)
 
 
 def main() -> None:
