@@ -246,7 +246,7 @@ def reference_from_entry(dataset_name: str, entry: dict[str, Any]) -> Reference:
             raise ValueError(f"reasoning_gym/{dataset_name}: entry has no {field_name!r} field")
     meta = to_json_safe(entry["metadata"])
     meta["source_dataset"] = dataset_name
-    return Reference(task=f"{FAMILY}/{dataset_name}", answer=entry["answer"], meta=meta)
+    return Reference(task=f"{FAMILY}/{dataset_name}", answer=to_json_safe(entry["answer"]), meta=meta)
 
 
 @functools.lru_cache(maxsize=None)

@@ -13,6 +13,8 @@ resolved when exactly one family has it) and its ground truth in ``reward_model.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import inspect
 import json
 import sys
 import time
@@ -197,6 +199,8 @@ def score_rows(rows: list[Row], custom: ScoreFn | None, unknown_task: str) -> li
         else:
             raw = custom(data_source=row.task, solution_str=row.response, ground_truth=row.ground_truth,
                          extra_info=dict(row.extra_info))
+            if inspect.isawaitable(raw):  # verl accepts async reward functions too
+                raw = asyncio.run(raw)
             metrics = raw if isinstance(raw, dict) else {"score": raw}
             score = float(metrics["score"])
             acc = float(metrics.get("acc", score))

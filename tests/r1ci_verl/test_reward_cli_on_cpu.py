@@ -59,9 +59,10 @@ def test_gold_self_check_on_bundled_data(capsys):
 
 
 def test_custom_compute_score_replaces_ours(tmp_path, capsys):
+    """An async function, as verl allows, used in place of compute_score."""
     module = tmp_path / "my_reward.py"
     module.write_text(
-        "def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kw):\n"
+        "async def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kw):\n"
         "    return 1.0 if ground_truth.lower() in solution_str.lower() else 0.0\n"
     )
     data = write_jsonl(tmp_path / "rows.jsonl", [
