@@ -118,7 +118,7 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
         traj = _Trajectory(prompt_ids=list(prompt_ids), budget=self.response_length)
         traj.has_logprobs = bool(sampling_params.get("logprobs"))
         request_id = f"det-{priority}" if self.rollout_config.get("full_determinism") else uuid4().hex
-        timing = {"generate_sequences": 0.0, "tool_calls": 0.0, "num_preempted": 0}
+        timing = {"generate_sequences": 0.0, "tool_calls": 0.0, "num_preempted": -1}  # -1: engine did not say
         engine_fields: dict[str, Any] = {}
         sessions: list[AsyncSession] = []  # opened lazily: trajectories without code cost nothing
         try:
@@ -208,7 +208,8 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
             request_id=request_id, prompt_ids=traj.prompt_ids + traj.response_ids, sampling_params=params
         )
         timing["generate_sequences"] += time.perf_counter() - start
-        timing["num_preempted"] += output.num_preempted or 0
+        if output.num_preempted is not None:
+            timing["num_preempted"] = max(timing["num_preempted"], 0) + output.num_preempted
         traj.stats.num_generate_calls += 1
         if not engine_fields:
             engine_fields.update(output.extra_fields)
