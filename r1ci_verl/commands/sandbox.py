@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--timeout", type=float, default=None, help="wall-clock seconds (default: config, 60)")
     run.add_argument("--isolation", choices=("auto", "namespace", "rlimit"), default="auto")
     run.add_argument("--max-output-chars", type=int, default=None, help="per-stream cap (head and tail kept)")
+    run.add_argument("--preload", default=None, metavar="MODULES",
+                     help="comma-separated modules the worker imports up front (default: config's list)")
     run.add_argument("--json", action="store_true", help="print the ExecutionResult as JSON")
     run.set_defaults(func=_run)
 
@@ -50,6 +52,8 @@ def _run(args: argparse.Namespace) -> int:
 
     code = _read_code(args.file)
     overrides = {"isolation": args.isolation, "pool_size": 1}
+    if args.preload is not None:
+        overrides["preload_modules"] = tuple(name for name in args.preload.split(",") if name)
     if args.max_output_chars is not None:
         overrides["max_output_chars"] = args.max_output_chars
     with create_sandbox(SandboxConfig(**overrides)) as sandbox:
