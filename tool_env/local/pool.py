@@ -54,7 +54,16 @@ class FairSlots:
                 return
             waiter = _Waiter()
             self._waiters.append(waiter)
-        waiter.event.wait()
+        try:
+            waiter.event.wait()
+        except BaseException:  # interrupted while queued: leave the queue, or pass the slot on
+            with self._lock:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                    raise
+            if waiter.granted:
+                self.release()
+            raise
         if not waiter.granted:
             raise SandboxClosedError("sandbox closed while waiting for a slot")
 

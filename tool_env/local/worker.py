@@ -34,17 +34,23 @@ class Worker:
         self.preload_errors: dict[str, str] = {}
         self._reader = FrameReader()
         self._pending: list[Any] = []
-        self.proc = subprocess.Popen(
-            plan.argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=plan.env,
-            start_new_session=True,
-            close_fds=True,
-            **user_kwargs(plan.user),
-        )
+        try:
+            self.proc = subprocess.Popen(
+                plan.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=plan.env,
+                start_new_session=True,
+                close_fds=True,
+                **user_kwargs(plan.user),
+            )
+        except OSError as exc:
+            plan.release()
+            raise WorkerDied(f"cannot start sandbox worker {plan.argv[0]!r}: {exc}") from None
         self._in = self.proc.stdin.fileno()
         self._out = self.proc.stdout.fileno()
+        self._poller = select.poll()
+        self._poller.register(self._out, select.POLLIN)
         self.alive = True
         try:
             self._send(plan.settings)
@@ -83,8 +89,7 @@ class Worker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WorkerDied("worker did not answer in time")
-            ready, _, _ = select.select([self._out], [], [], remaining)
-            if not ready:
+            if not self._poller.poll(remaining * 1000):  # poll, not select: fds may exceed 1024
                 continue
             chunk = os.read(self._out, READ_CHUNK)
             if not chunk:

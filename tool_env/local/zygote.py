@@ -143,6 +143,9 @@ class Zygote:
                 self.session = self.fork_child(persistent=True)
             child = self.session
         else:
+            if self.prefork is not None and not _alive(self.prefork.pid):  # e.g. killed by the OOM killer
+                self.prefork.close_fds()
+                self.prefork = None
             child = self.prefork or self.fork_child(persistent=False)
             self.prefork = None
         started = time.monotonic()
@@ -438,6 +441,14 @@ def _wait_child(pid: int, timeout_s: float) -> tuple[int, int | None]:
             return 0, None
         time.sleep(delay)
         delay = min(delay * 2, 0.002)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False
+    return done == 0
 
 
 def _has_children() -> bool:
