@@ -56,10 +56,11 @@ class TrajectoryStats:
 
 @dataclass
 class _Trajectory:
-    """The growing response of one rollout: ids, mask and logprobs always the same length."""
+    """State of one rollout. response ids, mask and logprobs always have the same length."""
 
     prompt_ids: list[int]
     budget: int
+    request_id: str = ""
     response_ids: list[int] = field(default_factory=list)
     response_mask: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
@@ -67,7 +68,13 @@ class _Trajectory:
     has_logprobs: bool = False
     model_segments: int = 0
     results_blocks: int = 0
+    session: Optional[AsyncSession] = None  # opened at the first block: runs without code cost nothing
     stats: TrajectoryStats = field(default_factory=TrajectoryStats)
+    # AgentLoopMetrics fields; num_preempted stays -1 when the engine does not report it.
+    timing: dict[str, Any] = field(
+        default_factory=lambda: {"generate_sequences": 0.0, "tool_calls": 0.0, "num_preempted": -1}
+    )
+    engine_fields: dict[str, Any] = field(default_factory=dict)  # TokenOutput.extra_fields (global steps)
 
     @property
     def remaining(self) -> int:
@@ -115,18 +122,27 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
     async def run(self, sampling_params: dict[str, Any], priority: int = 0, **kwargs: Any) -> AgentLoopOutput:
         messages = self._messages(kwargs["raw_prompt"])
         prompt_ids = await self.ct_build_initial_tokens(messages)
-        traj = _Trajectory(prompt_ids=list(prompt_ids), budget=self.response_length)
-        traj.has_logprobs = bool(sampling_params.get("logprobs"))
-        request_id = f"det-{priority}" if self.rollout_config.get("full_determinism") else uuid4().hex
-        timing = {"generate_sequences": 0.0, "tool_calls": 0.0, "num_preempted": -1}  # -1: engine did not say
-        engine_fields: dict[str, Any] = {}
-        sessions: list[AsyncSession] = []  # opened lazily: trajectories without code cost nothing
+        traj = _Trajectory(
+            prompt_ids=list(prompt_ids),
+            budget=self.response_length,
+            request_id=f"det-{priority}" if self.rollout_config.get("full_determinism") else uuid4().hex,
+            has_logprobs=bool(sampling_params.get("logprobs")),
+        )
         try:
-            await self._roll(traj, request_id, sampling_params, sessions, timing, engine_fields)
+            await self._roll(traj, sampling_params)
         finally:
-            for session in sessions:
-                await session.close()
-        return self._output(traj, timing, engine_fields)
+            await self._close_session(traj)
+        return self._output(traj)
+
+    @staticmethod
+    async def _close_session(traj: _Trajectory) -> None:
+        """Always runs; a failing close is logged, never allowed to mask the rollout's own error."""
+        if traj.session is None:
+            return
+        try:
+            await traj.session.close()
+        except Exception:
+            logger.error("r1ci: closing a sandbox session failed", exc_info=True)
 
     def _messages(self, raw_prompt: Any) -> list[dict[str, Any]]:
         messages = [dict(m) for m in raw_prompt]
@@ -134,15 +150,8 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
             messages.insert(0, {"role": "system", "content": protocol.SYSTEM_PROMPT})
         return messages
 
-    async def _roll(
-        self,
-        traj: _Trajectory,
-        request_id: str,
-        sampling_params: dict[str, Any],
-        sessions: list[AsyncSession],
-        timing: dict[str, Any],
-        engine_fields: dict[str, Any],
-    ) -> None:
+    async def _roll(self, traj: _Trajectory, sampling_params: dict[str, Any]) -> None:
+        """Generate, cut at the first closed block, run it, append results; until a stop rule."""
         stats, settings = traj.stats, self.settings
         last_chance = False  # set once the call-limit notice is shown
         while True:
@@ -153,7 +162,7 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
                 stats.stop_reason = "max_generate_calls"
                 return
             budget = traj.remaining
-            output = await self._generate(traj, request_id, sampling_params, budget, timing, engine_fields)
+            output = await self._generate(traj, sampling_params, budget)
             new_ids = list(output.token_ids)[:budget]
             if not new_ids:
                 stats.stop_reason = "empty"
@@ -185,28 +194,21 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
                 body = protocol.call_limit_notice(settings.max_code_calls)
                 stats.call_limit_reached = last_chance = True
             else:
-                body = await self._execute(block.code, traj, sessions, timing)
+                body = await self._execute(traj, block.code)
             if not self._insert(traj, protocol.format_results_block(body, text)):
                 stats.response_truncated, stats.stop_reason = True, "length"
                 return
 
-    async def _generate(
-        self,
-        traj: _Trajectory,
-        request_id: str,
-        sampling_params: dict[str, Any],
-        budget: int,
-        timing: dict[str, Any],
-        engine_fields: dict[str, Any],
-    ) -> TokenOutput:
+    async def _generate(self, traj: _Trajectory, sampling_params: dict[str, Any], budget: int) -> TokenOutput:
         params = {**sampling_params, "max_tokens": budget}
         if self._stop_params:
-            stops = list(params.get("stop") or []) + [s for s in self._stop_params["stop"]]
+            stops = list(params.get("stop") or []) + self._stop_params["stop"]
             params.update(self._stop_params, stop=list(dict.fromkeys(stops)))
         start = time.perf_counter()
         output: TokenOutput = await self.server_manager.generate(
-            request_id=request_id, prompt_ids=traj.prompt_ids + traj.response_ids, sampling_params=params
+            request_id=traj.request_id, prompt_ids=traj.prompt_ids + traj.response_ids, sampling_params=params
         )
+        timing, engine_fields = traj.timing, traj.engine_fields
         timing["generate_sequences"] += time.perf_counter() - start
         if output.num_preempted is not None:
             timing["num_preempted"] = max(timing["num_preempted"], 0) + output.num_preempted
@@ -275,22 +277,20 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
             return "answer"
         return "length" if len(new_ids) >= budget else "stop"
 
-    async def _execute(
-        self, code: str, traj: _Trajectory, sessions: list[AsyncSession], timing: dict[str, Any]
-    ) -> str:
+    async def _execute(self, traj: _Trajectory, code: str) -> str:
         """Run one block; infrastructure failures become an error the model sees, logged loudly."""
         stats, sandbox_config = traj.stats, self.settings.sandbox
         start = time.perf_counter()
         try:
-            if not sessions:
-                sessions.append(shared_sandbox(sandbox_config).async_session(stateful=sandbox_config.stateful))
-            result = await sessions[0].run(code)
+            if traj.session is None:
+                traj.session = shared_sandbox(sandbox_config).async_session(stateful=sandbox_config.stateful)
+            result = await traj.session.run(code)
         except Exception as exc:
             logger.error("r1ci: sandbox failed to run a code block: %r", exc, exc_info=True)
             stats.sandbox_failures += 1
             result = ExecutionResult(error=ExecutionError("SandboxError", str(exc)), exit_code=None)
         elapsed = time.perf_counter() - start
-        timing["tool_calls"] += elapsed
+        traj.timing["tool_calls"] += elapsed
         stats.num_code_calls += 1
         stats.code_exec_time_s += elapsed
         stats.code_timeouts += bool(result.timed_out)
@@ -306,17 +306,17 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
         traj.add_inserted(ids[: max(traj.remaining, 0)])
         return fits
 
-    def _output(self, traj: _Trajectory, timing: dict[str, Any], engine_fields: dict[str, Any]) -> AgentLoopOutput:
+    def _output(self, traj: _Trajectory) -> AgentLoopOutput:
         stats = traj.stats
         generated = [t for t, m in zip(traj.response_ids, traj.response_mask) if m]
         stats.answered = protocol.extract_answer(self._decode(generated)) is not None  # the model's own words
-        extra_fields = {**engine_fields, **asdict(stats)}
+        extra_fields = {**traj.engine_fields, **asdict(stats)}
         return AgentLoopOutput(
             prompt_ids=traj.prompt_ids,
             response_ids=traj.response_ids,
             response_mask=traj.response_mask,
             response_logprobs=traj.logprobs if traj.has_logprobs else None,
             num_turns=1 + traj.model_segments + traj.results_blocks,
-            metrics=timing,
+            metrics=traj.timing,
             extra_fields=extra_fields,
         )
