@@ -123,7 +123,10 @@ def select_tasks(config: BuildConfig) -> list[Task]:
         names = registered
     tasks = [get_task(name) for name in names]
     if config.symbench_hf_repo:
-        tasks = [t.from_hf(config.symbench_hf_repo, config.symbench_hf_revision) if t.family == "symbench" else t for t in tasks]
+        tasks = [
+            t.from_hf(config.symbench_hf_repo, config.symbench_hf_revision) if t.family == "symbench" else t
+            for t in tasks
+        ]
     return tasks
 
 
@@ -131,7 +134,9 @@ def ground_truth_json(question: TaskQuestion, task: Task) -> str:
     try:
         return json.dumps(question.ground_truth(), ensure_ascii=False, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise BuildError(f"task {task.name!r}, question {question.question_id!r}: ground truth is not JSON ({exc})") from None
+        raise BuildError(
+            f"task {task.name!r}, question {question.question_id!r}: ground truth is not JSON ({exc})"
+        ) from None
 
 
 def rl_row(task: Task, question: TaskQuestion, split: str) -> dict[str, Any]:
@@ -316,7 +321,9 @@ def sft_rows_from_trajectories(
         except SplitError as exc:
             raise BuildError(f"{origin}: {exc}") from None
         if side != "train":
-            raise BuildError(f"{origin}: task {task!r} is on the {side} side of split v{split.version}; SFT data must come from training tasks")
+            raise BuildError(
+                f"{origin}: task {task!r} is on the {side} side of split v{split.version}; SFT data must come from training tasks"
+            )
         qid = record["question_id"]
         if qid in seen:
             raise BuildError(f"{origin}: duplicate question_id {qid!r} (first at {seen[qid]})")
@@ -330,7 +337,11 @@ def sft_rows_from_trajectories(
         except (TrajectoryError, TypeError, AttributeError) as exc:
             raise BuildError(f"{origin}: {exc}") from None
         rows.append(
-            {"messages": messages, "data_source": task, "extra_info": {"index": question_index(qid), "task": task, "question_id": qid}}
+            {
+                "messages": messages,
+                "data_source": task,
+                "extra_info": {"index": question_index(qid), "task": task, "question_id": qid},
+            }
         )
     return rows
 
@@ -345,7 +356,8 @@ def build_sft(trajectories: Path, out: Path, split: TaskSplit, timeout_s: float 
     with trajectories.open(encoding="utf-8") as handle:
         try:
             records = [
-                (f"{trajectories}:{line}", record) for line, record in parse_records(handle, str(trajectories), TRAJECTORY_FIELDS)
+                (f"{trajectories}:{line}", record)
+                for line, record in parse_records(handle, str(trajectories), TRAJECTORY_FIELDS)
             ]
         except TaskDataError as exc:
             raise BuildError(str(exc)) from None
@@ -353,4 +365,9 @@ def build_sft(trajectories: Path, out: Path, split: TaskSplit, timeout_s: float 
     if not rows:
         raise BuildError(f"{trajectories}: no trajectories")
     digest = write_parquet_atomic(rows, SFT_SCHEMA, out / "sft.parquet")
-    return {"file": "sft.parquet", "rows": len(rows), "sha256": digest, "trajectories_sha256": sha256_file(trajectories)}
+    return {
+        "file": "sft.parquet",
+        "rows": len(rows),
+        "sha256": digest,
+        "trajectories_sha256": sha256_file(trajectories),
+    }

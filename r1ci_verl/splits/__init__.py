@@ -97,7 +97,11 @@ def load_split(version: int | None = None, path: str | Path | None = None) -> Ta
         if not isinstance(data[side], list) or not all(isinstance(n, str) for n in data[side]):
             raise SplitError(f"{file}: field {side!r} must be a list of task names")
     return TaskSplit(
-        version=int(data["version"]), seed=int(data["seed"]), train=tuple(data["train"]), test=tuple(data["test"]), path=file
+        version=int(data["version"]),
+        seed=int(data["seed"]),
+        train=tuple(data["train"]),
+        test=tuple(data["test"]),
+        path=file,
     )
 
 

@@ -55,7 +55,7 @@ REASONING_GYM_CATEGORIES: dict[str, str] = {
         ],
         "reasoning",
     ),
-}
+}  # fmt: skip
 
 
 def task_seed(seed: int, dataset: str) -> int:
@@ -100,7 +100,9 @@ class ReasoningGymTask(Task):
         config = json.loads(self.config_json)
         try:
             with _silenced_stdout():
-                return reasoning_gym.create_dataset(self.source_name, seed=task_seed(seed, self.source_name), size=size, **config)
+                return reasoning_gym.create_dataset(
+                    self.source_name, seed=task_seed(seed, self.source_name), size=size, **config
+                )
         except Exception as exc:  # the generator's own validation: name the task
             raise TaskDataError(f"task {self.name!r}: reasoning-gym could not create the dataset ({exc!r})") from exc
 
@@ -142,5 +144,7 @@ def register_builtin_tasks() -> None:
     for name in enabled_datasets():
         category = REASONING_GYM_CATEGORIES.get(name)
         if category is None:
-            raise ValueError(f"reasoning-gym dataset {name!r} is enabled but has no category in REASONING_GYM_CATEGORIES")
+            raise ValueError(
+                f"reasoning-gym dataset {name!r} is enabled but has no category in REASONING_GYM_CATEGORIES"
+            )
         register_task(ReasoningGymTask(source_name=name, category=category))

@@ -115,13 +115,17 @@ class SymBenchTask(Task):
             try:
                 question = renderer(record["meta"])
             except (KeyError, TypeError, ValueError) as exc:
-                raise TaskDataError(f"{origin}: cannot render the {self.source_name} prompt from 'meta' ({exc!r})") from None
+                raise TaskDataError(
+                    f"{origin}: cannot render the {self.source_name} prompt from 'meta' ({exc!r})"
+                ) from None
         else:
             question = record["question"]
             if not isinstance(question, str) or not question.strip():
                 raise TaskDataError(f"{origin}: field 'question' is empty for task {self.source_name!r}")
             if record["solution"] is None:
-                raise TaskDataError(f"{origin}: no ground truth: field 'solution' is null for task {self.source_name!r}")
+                raise TaskDataError(
+                    f"{origin}: no ground truth: field 'solution' is null for task {self.source_name!r}"
+                )
         return TaskQuestion(
             question_id=f"{self.family}/{record['id']}",
             prompt=user_prompt(question),

@@ -42,7 +42,9 @@ def test_hf_task_yields_the_same_questions_as_the_bundled_copy(hf_copy):
     from_hf = bundled.from_hf(str(hf_copy))
     assert from_hf.name == bundled.name
     ours, theirs = list(bundled.questions(20)), list(from_hf.questions(20))
-    assert [(q.question_id, q.prompt, q.reference) for q in ours] == [(q.question_id, q.prompt, q.reference) for q in theirs]
+    assert [(q.question_id, q.prompt, q.reference) for q in ours] == [
+        (q.question_id, q.prompt, q.reference) for q in theirs
+    ]
     assert from_hf.source_fingerprint(20) == {"hf_repo": str(hf_copy), "hf_revision": None, "file": "blocksworld.jsonl"}
 
 

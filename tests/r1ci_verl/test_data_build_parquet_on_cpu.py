@@ -82,7 +82,9 @@ def test_same_config_gives_byte_identical_files(built, tmp_path):
         assert (tmp_path / name).read_bytes() == (out / name).read_bytes()
     assert (tmp_path / "manifest.json").read_bytes() == (out / "manifest.json").read_bytes()
     assert again == manifest
-    other = build(BuildConfig(out=str(tmp_path / "seed12"), tasks=["reasoning_gym/gcd"], max_per_task=PER_TASK, seed=12))
+    other = build(
+        BuildConfig(out=str(tmp_path / "seed12"), tasks=["reasoning_gym/gcd"], max_per_task=PER_TASK, seed=12)
+    )
     assert other["files"]["train.parquet"]["sha256"] != manifest["files"]["train.parquet"]["sha256"]
 
 
@@ -112,8 +114,8 @@ def test_verl_rlhf_dataset_loads_the_parquet(built, tiny_tokenizer):
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
     out, _ = built
-    config = OmegaConf.create(
-        {"max_prompt_length": 100_000, "filter_overlong_prompts": False, "cache_dir": str(out / "cache")}
+    config = OmegaConf.create(  # verl's defaults: overlong prompts are filtered with the chat template
+        {"max_prompt_length": 100_000, "filter_overlong_prompts_workers": 1, "cache_dir": str(out / "cache")}
     )
     dataset = RLHFDataset(data_files=[str(out / "train.parquet")], tokenizer=tiny_tokenizer, config=config)
     assert len(dataset) == PER_TASK * len(TRAIN_TASKS)
@@ -136,7 +138,9 @@ def test_splits_and_families_select_what_is_written(tmp_path):
 def test_task_outside_the_split_stops_the_build(tmp_path):
     split_file = tmp_path / "split.yaml"
     split_file.write_text("version: 7\nseed: 0\ntrain: [symbench/pooling]\ntest: []\n", encoding="utf-8")
-    config = BuildConfig(out=str(tmp_path / "out"), tasks=["symbench/pooling", "symbench/game24"], split_file=str(split_file))
+    config = BuildConfig(
+        out=str(tmp_path / "out"), tasks=["symbench/pooling", "symbench/game24"], split_file=str(split_file)
+    )
     with pytest.raises(SplitError, match=r"'symbench/game24' is not in .*split\.yaml"):
         build(config)
     assert not (tmp_path / "out" / "train.parquet").exists()

@@ -29,9 +29,14 @@ def test_rendered_transcript_parses_back_into_the_same_steps():
     steps = [
         Step("First, multiply.\n", "print(6 * 7)\n", ExecutionResult(stdout="42\n")),
         Step("", "x = 1", ExecutionResult()),
-        Step("Now divide by zero:\n", "print(1 / 0)",
-             ExecutionResult(stderr="Traceback ...\nZeroDivisionError: division by zero\n",
-                             error=ExecutionError("ZeroDivisionError", "division by zero"))),  # fmt: skip
+        Step(
+            "Now divide by zero:\n",
+            "print(1 / 0)",
+            ExecutionResult(
+                stderr="Traceback ...\nZeroDivisionError: division by zero\n",
+                error=ExecutionError("ZeroDivisionError", "division by zero"),
+            ),
+        ),  # fmt: skip
         Step("Slow:", "while True: pass", ExecutionResult(timed_out=True)),
     ]
     text = render_trajectory(steps, "Done. ", "42", timeout_s=60)

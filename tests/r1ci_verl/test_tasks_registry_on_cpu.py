@@ -155,7 +155,9 @@ def test_missing_ground_truth_names_file_line_and_field(tmp_path):
 
 def test_missing_field_bad_json_and_missing_file_are_named(tmp_path):
     task = write_symbench(tmp_path, "pooling", [record(0), {"id": "pooling/x", "task": "pooling"}])
-    with pytest.raises(TaskDataError, match=r"pooling\.jsonl:2: record is missing field\(s\) \['question', 'solution', 'meta'\]"):
+    with pytest.raises(
+        TaskDataError, match=r"pooling\.jsonl:2: record is missing field\(s\) \['question', 'solution', 'meta'\]"
+    ):
         list(task.questions(10))
     (tmp_path / "pooling.jsonl").write_text(json.dumps(record(0)) + "\n{not json\n", encoding="utf-8")
     with pytest.raises(TaskDataError, match=r"pooling\.jsonl:2: invalid JSON"):
