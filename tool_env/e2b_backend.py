@@ -37,9 +37,10 @@ from e2b_code_interpreter import Execution, OutputMessage
 
 from tool_env.base import AsyncSession, Sandbox, SandboxClosedError, Session, validate_code
 from tool_env.config import SandboxConfig
+from tool_env.local.sandbox import check_timeout
+from tool_env.metrics import SandboxMetrics
 from tool_env.result import ExecutionError, ExecutionResult
-from tool_env.run_stats import RunStats
-from tool_env.truncation import truncate_head_tail
+from tool_env.truncate import truncate_text
 
 logger = logging.getLogger(__name__)
 
@@ -152,13 +153,20 @@ class E2BCloud:
 def result_from_execution(
     execution: Execution, duration_s: float, max_chars: int, sandbox_id: str
 ) -> ExecutionResult:
-    """Map the SDK's `Execution` onto our result: logs joined, error as data, output capped."""
-    stdout, stdout_cut = truncate_head_tail("".join(execution.logs.stdout), max_chars)
-    stderr, stderr_cut = truncate_head_tail("".join(execution.logs.stderr), max_chars)
+    """Map the SDK's `Execution` onto our result: logs joined, error as data, output capped.
+
+    Jupyter reports an uncaught exception only as data; a script would also print its
+    traceback to stderr, so it is appended there (without colour codes) like every backend.
+    """
+    stderr_text = "".join(execution.logs.stderr)
     error = None
     if execution.error is not None:
-        traceback, _ = truncate_head_tail(_ANSI_ESCAPE.sub("", execution.error.traceback or ""), max_chars)
+        traceback, _ = truncate_text(_ANSI_ESCAPE.sub("", execution.error.traceback or ""), max_chars)
         error = ExecutionError(name=execution.error.name, message=execution.error.value, traceback=traceback)
+        if traceback:
+            stderr_text += traceback if traceback.endswith("\n") else traceback + "\n"
+    stdout, stdout_cut = truncate_text("".join(execution.logs.stdout), max_chars)
+    stderr, stderr_cut = truncate_text(stderr_text, max_chars)
     # Jupyter shows a cell's last expression as a "result"; scripts (the protocol's model) do
     # not print it, so it stays out of stdout and is kept for callers who want it.
     displayed = [r.text for r in execution.results if r.text is not None]
@@ -178,8 +186,8 @@ def result_from_failure(
     exc: BaseException, partial: "_PartialOutput", timeout_s: float, duration_s: float, max_chars: int
 ) -> ExecutionResult:
     """Map an SDK exception raised by `run_code`: an execution timeout or a broken sandbox."""
-    stdout, stdout_cut = truncate_head_tail("".join(partial.stdout), max_chars)
-    stderr, stderr_cut = truncate_head_tail("".join(partial.stderr), max_chars)
+    stdout, stdout_cut = truncate_text("".join(partial.stdout), max_chars)
+    stderr, stderr_cut = truncate_text("".join(partial.stderr), max_chars)
     timed_out = isinstance(exc, TimeoutException) and not isinstance(exc, _SANDBOX_GONE)
     if timed_out:
         error = ExecutionError("TimeoutError", f"execution exceeded the time limit of {timeout_s:g} s")
@@ -228,10 +236,7 @@ class _SessionCore:
         validate_code(code)
         if self.closed or self.owner.closed:
             raise SandboxClosedError("E2B session is closed")
-        timeout = self.owner.config.timeout_s if timeout_s is None else timeout_s
-        if not timeout > 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
-        return timeout
+        return check_timeout(timeout_s, self.owner.config.timeout_s)
 
     def run_kwargs(self, timeout: float, partial: _PartialOutput) -> dict[str, Any]:
         return {
@@ -242,23 +247,21 @@ class _SessionCore:
         }
 
     def finish(self, execution: Execution, started: float) -> ExecutionResult:
-        result = result_from_execution(
-            execution, time.monotonic() - started, self.owner.config.max_output_chars, self.sandbox_id or ""
-        )
-        self.owner.stats.record(result)
+        duration = time.monotonic() - started
+        result = result_from_execution(execution, duration, self.owner.config.max_output_chars, self.sandbox_id or "")
+        self.owner.stats.record(result, duration)
         return result
 
     def fail(self, exc: BaseException, partial: _PartialOutput, timeout: float, started: float) -> ExecutionResult:
-        result = result_from_failure(
-            exc, partial, timeout, time.monotonic() - started, self.owner.config.max_output_chars
-        )
+        duration = time.monotonic() - started
+        result = result_from_failure(exc, partial, timeout, duration, self.owner.config.max_output_chars)
         logger.log(
             logging.INFO if result.timed_out else logging.WARNING,
             "E2B sandbox %s: %s",
             self.sandbox_id,
             result.error.message if result.error else "",
         )
-        self.owner.stats.record(result)
+        self.owner.stats.record(result, duration)
         return result
 
 
@@ -412,7 +415,7 @@ class E2BSandbox(Sandbox):
         self.options = E2BOptions.from_extra(self.config.extra)
         self._api_key = read_api_key(self.options)  # fail at construction, not mid-rollout
         self._cloud = cloud or E2BCloud(self.options, lifetime_s=self.config.session_ttl_s)
-        self.stats = RunStats()
+        self.stats = SandboxMetrics()
         self.closed = False
         self._lock = threading.Lock()
         self._sessions: set[E2BSession | AsyncE2BSession] = set()
@@ -425,7 +428,7 @@ class E2BSandbox(Sandbox):
         return self._register(AsyncE2BSession(self, self._stateful(stateful)))
 
     def metrics(self) -> dict[str, float]:
-        metrics = self.stats.snapshot("e2b/")
+        metrics = self.stats.snapshot()
         with self._lock:
             metrics.update({f"e2b/{name}": float(n) for name, n in self._counts.items()})
             metrics["e2b/open_sessions"] = float(len(self._sessions))
