@@ -152,8 +152,11 @@ class SandboxContract:
     def test_stateless_runs_do_not_share_files(self, sandbox: Sandbox) -> None:
         token = uuid.uuid4().hex
         sandbox.run(f"open('left_behind.txt', 'w').write({token!r})")
-        result = sandbox.run("import os\nprint(os.path.exists('left_behind.txt'))")
-        assert result.stdout == "False\n"
+        result = sandbox.run(
+            "import os\nprint(os.path.exists('left_behind.txt'))\n"
+            "open('mine.txt', 'w').write('ok')\nprint(open('mine.txt').read())"
+        )
+        assert result.stdout == "False\nok\n", result  # the work dir is empty, and usable
 
     def test_stateful_session_keeps_variables(self, sandbox: Sandbox) -> None:
         with sandbox.session(stateful=True) as session:

@@ -165,7 +165,7 @@ class Zygote:
             self.prefork = self.fork_child(persistent=False)
 
     def recycle_fast(self) -> None:
-        """pid-namespace fast path: fork the next child before the old one has finished exiting.
+        """pid-namespace fast path: the next child is forked before the old one has finished exiting.
 
         A process exit costs milliseconds (tearing down the inherited address space); the
         next run need not wait for it. The old child is already SIGKILLed; anything else
@@ -175,13 +175,12 @@ class Zygote:
         child, self.dirty = self.dirty, None
         child.close_fds()
         self.exiting.add(child.pid)
-        self.prefork = self.fork_child(persistent=False)
-        known = {self.pid, self.prefork.pid, *self.exiting}
+        known = {self.pid, *self.exiting}
         if any(pid not in known for pid in _namespace_pids()):
             self.exiting.clear()
             if not self.sweep():
                 raise RuntimeError("processes left by a run survived SIGKILL")
-        elif self.scratch_used():
+        elif self.scratch_used():  # before the next fork: its cwd must be the new work dir
             self.wipe_scratch()
 
     def reap_exited(self) -> None:
