@@ -40,9 +40,9 @@ def assert_aligned(out, budget: int) -> None:
 def roll(make_code_loop, tiny_tokenizer, test_sandbox):
     """Run one trajectory; return (output, fake server)."""
 
-    async def _roll(script, *, honour_stops=True, response_length=512, **settings):
+    async def _roll(script, *, honour_stops=True, response_length=512, sandbox=None, **settings):
         server = FakeScriptedLLMServer(tiny_tokenizer, script, honour_stops=honour_stops)
-        loop = make_code_loop(server, response_length=response_length, sandbox=test_sandbox, **settings)
+        loop = make_code_loop(server, response_length=response_length, sandbox=sandbox or test_sandbox, **settings)
         out = await loop.run({"temperature": 1.0, "logprobs": True}, raw_prompt=QUESTION)
         return out, server
 
@@ -210,3 +210,27 @@ def test_unknown_setting_is_a_clear_error(make_code_loop, tiny_tokenizer):
     server = FakeScriptedLLMServer(tiny_tokenizer, [])
     with pytest.raises(ValueError, match="unknown agent_loop settings \\['max_calls'\\]"):
         make_code_loop(server, trainer_extra={"r1ci": {"agent_loop": {"max_calls": 3}}})
+
+
+async def test_stateful_sandbox_keeps_variables_within_a_trajectory(roll, tiny_tokenizer, test_sandbox):
+    script = ["```python\nx = 20\nprint('set')\n```\n", "```python\nprint(x + 22)\n```\n", "<<<42>>>"]
+    out, _ = await roll(script, sandbox={**test_sandbox, "stateful": True})
+    assert inserted_text(tiny_tokenizer, out) == ["Code Execution Results:\nset\n", "Code Execution Results:\n42\n"]
+    stateless, _ = await roll(script)
+    assert "NameError" in inserted_text(tiny_tokenizer, stateless)[1]
+
+
+async def test_sandbox_failure_is_shown_to_the_model_and_counted(roll, tiny_tokenizer, monkeypatch, caplog):
+    """A real sandbox that has been closed: the loop goes on, the failure is logged at ERROR."""
+    import r1ci_verl.agent_loop as agent_loop_module
+    from tool_env import SandboxConfig, create_sandbox
+
+    closed = create_sandbox(SandboxConfig(timeout_s=2.0, pool_size=1))
+    closed.close()
+    monkeypatch.setattr(agent_loop_module, "shared_sandbox", lambda cfg: closed)
+    with caplog.at_level("ERROR", logger="r1ci_verl.agent_loop"):
+        out, _ = await roll(["```python\nprint(1)\n```\n", "<<<1>>>"])
+    (results,) = inserted_text(tiny_tokenizer, out)
+    assert results.startswith("Code Execution Results:\nSandboxError: ")
+    assert out.extra_fields["sandbox_failures"] == 1
+    assert "sandbox failed to run a code block" in caplog.text
