@@ -39,6 +39,7 @@ from ray.exceptions import GetTimeoutError, RayActorError
 
 from tool_env.base import AsyncSession, Sandbox, SandboxClosedError, Session, validate_code
 from tool_env.config import BACKENDS, SandboxConfig
+from tool_env.local.sandbox import check_timeout
 from tool_env.metrics import SandboxMetrics
 from tool_env.result import ExecutionError, ExecutionResult
 
@@ -235,9 +236,7 @@ class RaySandbox(Sandbox):
     def submit(self, route: _Route | None, code: str, timeout_s: float | None) -> _Call:
         """Send one run to its actor: a stateful session's own, else the least loaded one."""
         validate_code(code)
-        timeout = self.config.timeout_s if timeout_s is None else timeout_s
-        if not timeout > 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
+        timeout = check_timeout(timeout_s, self.config.timeout_s)
         with self._lock:
             if self._closed:
                 raise SandboxClosedError("RaySandbox is closed")

@@ -14,6 +14,7 @@ from typing import Iterator
 
 import pytest
 import ray
+from contract import SandboxContract
 
 from tool_env import SandboxClosedError, SandboxConfig, create_sandbox
 from tool_env import ray_pool
@@ -48,6 +49,15 @@ def pool(ray_cluster: None) -> Iterator[RaySandbox]:
     assert isinstance(sandbox, RaySandbox)
     yield sandbox
     sandbox.close()
+
+
+class TestRayPoolContract(SandboxContract):
+    """The promises every backend keeps, kept through the pool too."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def sandbox(cls, pool: RaySandbox) -> RaySandbox:
+        return pool
 
 
 def slot_of(result) -> int:  # type: ignore[no-untyped-def]
@@ -118,10 +128,8 @@ def test_dead_actor_reports_worker_crashed_then_the_pool_recovers(pool: RaySandb
     holder = pool.session(stateful=True)
     holder.run("secret = 1")
     slot = holder._route.slot  # type: ignore[attr-defined, union-attr]
-    bystander = pool.session(stateful=True)
-    while bystander._route.slot != slot:  # type: ignore[attr-defined, union-attr]
-        bystander.close()
-        bystander = pool.session(stateful=True)
+    others = [pool.session(stateful=True) for _ in range(2)]  # sessions balance: one lands on `slot`
+    bystander = next(s for s in others if s._route.slot == slot)  # type: ignore[attr-defined, union-attr]
     bystander.run("mine = 2")
 
     ray.kill(pool.actor_handles()[slot], no_restart=True)
@@ -134,7 +142,8 @@ def test_dead_actor_reports_worker_crashed_then_the_pool_recovers(pool: RaySandb
     assert lost.error is not None and lost.error.name == "WorkerCrashed"
     assert bystander.run("print(1)").stdout == "1\n"
     holder.close()
-    bystander.close()
+    for other in others:
+        other.close()
     assert pool.metrics()["ray/actor_restarts"] == restarts + 1
     assert {slot_of(pool.run("print(0)")) for _ in range(4)} == {0, 1}
 
@@ -225,7 +234,8 @@ def test_joins_an_initialised_ray_instead_of_starting_one(
 
 def test_initialises_ray_when_needed(ray_cluster: None, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[dict[str, object]] = []
-    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    answers = iter([False])  # not initialised when RaySandbox asks; initialised afterwards
+    monkeypatch.setattr(ray, "is_initialized", lambda: next(answers, True))
     monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
     sandbox = RaySandbox(pool_config(ray_num_actors=1, ray_init_kwargs={"num_cpus": 2}))
     sandbox.close()
