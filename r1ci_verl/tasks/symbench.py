@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Iterable, Iterator
 
 from reward_fns.protocol import user_prompt
 from reward_fns.registry import Reference
+from reward_fns.symbench import reference_from_record
 from r1ci_verl.tasks.base import Task, TaskDataError, TaskQuestion, register_task
 from r1ci_verl.tasks.records import read_jsonl_records, sha256_file
 from r1ci_verl.tasks.symbench_prompts import PROMPT_RENDERERS
@@ -50,17 +51,8 @@ SYMBENCH_CATEGORIES: dict[str, str] = {
 }
 
 
-def default_reference(record: dict[str, Any]) -> Reference:
-    """The stored answer and meta, as the SymBench verifiers read them."""
-    return Reference(task=f"symbench/{record['task']}", answer=record["solution"], meta=dict(record["meta"]))
-
-
 def reference_for(record: dict[str, Any], origin: str) -> Reference:
     """Ask the verifier package how it wants this record's reference, so both sides agree."""
-    try:
-        from reward_fns.symbench import reference_from_record
-    except ImportError:
-        return default_reference(record)
     try:
         return reference_from_record(record)
     except ValueError as exc:

@@ -66,6 +66,107 @@ def test_symbench_builds_every_bundled_question_with_an_answer_format(name):
     assert [q.question_id for q in task.questions(3, seed=7)] == [q.question_id for q in questions[:3]]
 
 
+@pytest.mark.parametrize("name", ["number_multiply", "statistical_counting", "mahjong_pattern", "new_operator"])
+def test_symbench_ground_truth_scores_its_stored_answer_after_the_json_round_trip(name):
+    task = get_task(f"symbench/{name}")
+    verify = get_verifier(task.name)
+    for q in task.questions(5):
+        reference = Reference(**json.loads(json.dumps(q.ground_truth())))
+        assert float(verify(str(reference.answer), reference)) == 1.0
+        assert float(verify(str(reference.answer) + "1", reference)) == 0.0
+
+
+def solve_24(numbers: list[int]) -> str:
+    """Brute force over orders, operators and the five bracketings of four numbers."""
+    from fractions import Fraction
+    from itertools import permutations, product
+
+    shapes = ["(({a} {x} {b}) {y} {c}) {z} {d}", "({a} {x} ({b} {y} {c})) {z} {d}", "({a} {x} {b}) {y} ({c} {z} {d})",
+              "{a} {x} (({b} {y} {c}) {z} {d})", "{a} {x} ({b} {y} ({c} {z} {d}))"]  # fmt: skip
+    for (a, b, c, d), (x, y, z), shape in product(permutations(numbers), product("+-*/", repeat=3), shapes):
+        expression = shape.format(a=a, b=b, c=c, d=d, x=x, y=y, z=z)
+        try:
+            if eval(expression.replace("/", "*Fraction(1)/"), {"Fraction": Fraction}) == 24:
+                return expression
+        except ZeroDivisionError:
+            continue
+    raise AssertionError(f"no solution for {numbers}")
+
+
+def greedy_boxlift_plan(boxes: list[int], lifters: list[int]) -> str:
+    """Heaviest box first, free lifters in listed order: the plan the step bound was computed with."""
+    left, steps = sorted(boxes, reverse=True), []
+    while left:
+        free, step = list(range(len(lifters))), []
+        for weight in list(left):
+            team, capacity = [], 0
+            for i in free:
+                if capacity >= weight:
+                    break
+                team.append(i)
+                capacity += lifters[i]
+            if capacity >= weight:
+                step.append((weight, team))
+                free = [i for i in free if i not in team]
+                left.remove(weight)
+        steps.append(f"Step {len(steps) + 1}: {step}")
+    return "\n".join(steps)
+
+
+def bfs_blocksworld_plan(initial: dict[str, list[str]], goal: dict[str, list[str]]) -> str:
+    """Shortest plan by breadth-first search (the first bundled puzzles have two or three blocks)."""
+    from collections import deque
+
+    names = list(initial)
+    target = tuple(tuple(goal.get(n, [])) for n in names)
+    start = tuple(tuple(initial[n]) for n in names)
+    parent: dict = {start: None}
+    queue = deque([start])
+    while queue:
+        state = queue.popleft()
+        if state == target:
+            moves = []
+            while parent[state] is not None:
+                state, move = parent[state]
+                moves.append(move)
+            return "\n".join(reversed(moves))
+        for i, j in ((i, j) for i in range(len(names)) for j in range(len(names)) if i != j and state[i]):
+            nxt = list(state)
+            nxt[i], nxt[j] = state[i][:-1], state[j] + (state[i][-1],)
+            if tuple(nxt) not in parent:
+                parent[tuple(nxt)] = (state, f"Move {state[i][-1]} from {names[i]} to {names[j]}")
+                queue.append(tuple(nxt))
+    raise AssertionError("unsolvable")
+
+
+def test_rendered_prompt_formats_are_what_the_verifiers_accept():
+    game24 = get_task("symbench/game24")
+    for q in game24.questions(3):
+        reference = Reference(**json.loads(json.dumps(q.ground_truth())))
+        assert float(get_verifier(game24.name)(solve_24(reference.meta["derived_numbers"]), reference)) == 1.0
+        assert float(get_verifier(game24.name)("1 + 1", reference)) == 0.0
+    blocks = get_task("symbench/blocksworld")
+    for q in blocks.questions(3):
+        meta = q.reference.meta
+        plan = bfs_blocksworld_plan(meta["derived_initial_state"], meta["derived_goal_state"])
+        assert float(get_verifier(blocks.name)(plan, q.reference)) == 1.0
+        assert float(get_verifier(blocks.name)("Move Q from stack1 to stack2", q.reference)) == 0.0
+    boxlift = get_task("symbench/boxlift")
+    for q in boxlift.questions(3):
+        plan = greedy_boxlift_plan(q.reference.meta["boxes"], q.reference.meta["lifters"])
+        assert plan.count("Step") <= q.reference.meta["derived_estimated_steps"]
+        assert float(get_verifier(boxlift.name)(plan, q.reference)) == 1.0
+        assert float(get_verifier(boxlift.name)(plan.splitlines()[0], q.reference)) == 0.0
+    letters = get_task("symbench/letters")
+    for q in letters.questions(3):
+        meta = q.reference.meta
+        answer = f"Count: {meta['derived_count']}, Positions: {meta['derived_positions']}"
+        assert float(get_verifier(letters.name)(answer, q.reference)) == 1.0
+        assert (
+            float(get_verifier(letters.name)(f"Count: {meta['derived_count'] + 1}, Positions: []", q.reference)) == 0.0
+        )
+
+
 def test_question_less_symbench_tasks_get_prompts_from_meta():
     assert set(PROMPT_RENDERERS) == {"blocksworld", "boxlift", "boxnet", "game24", "letters"}
     game24 = next(get_task("symbench/game24").questions(1))

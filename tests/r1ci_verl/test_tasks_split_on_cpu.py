@@ -43,7 +43,9 @@ def test_packaged_split_holds_out_bbh_and_every_twin_of_a_test_task():
 def test_packaged_split_is_what_make_split_writes():
     split = load_split()
     remade = make_split(list_tasks(), version=split.version, seed=split.seed)
-    assert (remade.train, remade.test) == (split.train, split.test)
+    assert (remade.train, remade.test) == (split.train, split.test), (
+        "the task suite changed since this split was written: publish a new version with `r1ci data split`"
+    )
 
 
 def test_make_split_is_deterministic_and_seeded():
