@@ -35,6 +35,7 @@ STOP_PARAMS_BY_ENGINE: dict[str, dict[str, Any]] = {
     "vllm": {"include_stop_str_in_output": True},
     "sglang": {"no_stop_trim": True},
 }
+_warned_engines: set[str] = set()
 
 
 @dataclass
@@ -114,7 +115,9 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
             return {}
         extra = STOP_PARAMS_BY_ENGINE.get(engine)
         if extra is None:
-            logger.warning("r1ci: engine %r: stop strings not configured; the loop cuts at fences itself", engine)
+            if engine not in _warned_engines:  # once per process, not once per trajectory
+                _warned_engines.add(engine)
+                logger.warning("r1ci: engine %r: no stop-string parameters known; the loop cuts at fences itself", engine)
             return {}
         return {"stop": list(protocol.STOP_STRINGS), **extra}
 
@@ -285,17 +288,18 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
             if traj.session is None:
                 traj.session = shared_sandbox(sandbox_config).async_session(stateful=sandbox_config.stateful)
             result = await traj.session.run(code)
-        except Exception as exc:
+        except Exception as exc:  # the infrastructure failed, not the model's code
             logger.error("r1ci: sandbox failed to run a code block: %r", exc, exc_info=True)
             stats.sandbox_failures += 1
             result = ExecutionResult(error=ExecutionError("SandboxError", str(exc)), exit_code=None)
+        else:
+            stats.code_timeouts += bool(result.timed_out)
+            stats.code_errors += result.error is not None and not result.timed_out
+            stats.code_output_truncated += bool(result.truncated)
         elapsed = time.perf_counter() - start
         traj.timing["tool_calls"] += elapsed
         stats.num_code_calls += 1
         stats.code_exec_time_s += elapsed
-        stats.code_timeouts += bool(result.timed_out)
-        stats.code_errors += result.error is not None and not result.timed_out
-        stats.code_output_truncated += bool(result.truncated)
         return protocol.format_results_body(result, sandbox_config.timeout_s)
 
     def _insert(self, traj: _Trajectory, text: str) -> bool:

@@ -233,4 +233,5 @@ async def test_sandbox_failure_is_shown_to_the_model_and_counted(roll, tiny_toke
     (results,) = inserted_text(tiny_tokenizer, out)
     assert results.startswith("Code Execution Results:\nSandboxError: ")
     assert out.extra_fields["sandbox_failures"] == 1
+    assert out.extra_fields["code_errors"] == 0  # not the model's fault
     assert "sandbox failed to run a code block" in caplog.text
