@@ -27,6 +27,7 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+import math
 import os
 import threading
 import time
@@ -117,7 +118,7 @@ class SandboxActor:
         session = self._sessions.get(session_id)
         if session is None:
             session = self._sessions[session_id] = self._sandbox.async_session(stateful=True)
-        self._last_used[session_id] = time.monotonic()
+        self._last_used[session_id] = math.inf  # never idle while running
         try:
             return await session.run(code, timeout_s)
         finally:
