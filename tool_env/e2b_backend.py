@@ -2,7 +2,8 @@
 
 A stateful session runs all its code in the sandbox's default Jupyter kernel, so variables
 persist. A stateless session runs each snippet in a fresh kernel context that is removed
-afterwards, so nothing leaks from one run to the next. The cloud sandbox is created on the
+afterwards, so no variable leaks from one run to the next (the session's disk is shared by
+its runs, never by other sessions). The cloud sandbox is created on the
 first run (opening and closing an unused session costs nothing) and killed when the session
 closes, when it breaks, and when the E2BSandbox closes; its E2B lifetime is the session TTL,
 so a leaked session dies on its own.
