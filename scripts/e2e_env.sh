@@ -15,7 +15,12 @@
 #   R1CI_E2E_PYTHON       interpreter for the venv (default: python3.11, else python3)
 #   R1CI_TORCH_INDEX_URL  extra index holding torch==2.13.0+cpu when no local wheel is
 #                         configured, e.g. https://download.pytorch.org/whl/cpu
+#
+# `scripts/e2e_env.sh --check` builds nothing: it prints the directory if the environment is
+# complete and exits 1 otherwise (tests use it to decide whether to skip).
 set -euo pipefail
+CHECK_ONLY=0
+[[ "${1:-}" == "--check" ]] && CHECK_ONLY=1
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCK_FILE="${REPO_ROOT}/scripts/e2e_requirements.txt"
@@ -37,6 +42,12 @@ KEY="$( (cat "${LOCK_FILE}"; echo "python ${PY_VERSION}") | sha256sum | cut -c1-
 ENV_DIR="${CACHE_ROOT}/e2e-env-${KEY}"
 DONE_MARKER="${ENV_DIR}/.r1ci-e2e-complete"
 PIP=("${ENV_DIR}/bin/python" -m pip --disable-pip-version-check)
+
+if (( CHECK_ONLY )); then
+    [[ -f "${DONE_MARKER}" ]] || { log "no complete environment at ${ENV_DIR}"; exit 1; }
+    echo "${ENV_DIR}"
+    exit 0
+fi
 
 mkdir -p "${CACHE_ROOT}"
 exec 9>"${CACHE_ROOT}/e2e-env.lock"

