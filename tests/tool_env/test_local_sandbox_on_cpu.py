@@ -168,6 +168,19 @@ def test_idle_stateful_sessions_expire_after_their_ttl() -> None:
         assert sandbox.run("print('pool still serves')").ok
 
 
+def test_abandoned_stateful_session_is_still_reaped_by_ttl() -> None:
+    import gc
+
+    with create_sandbox(SandboxConfig(pool_size=1, session_ttl_s=1, **FAST)) as sandbox:
+        sandbox.session(stateful=True).run("x = 1")  # never closed, no reference kept
+        gc.collect()
+        assert sandbox.metrics()["sandbox/open_sessions"] == 1.0
+        deadline = time.monotonic() + 10
+        while sandbox.metrics()["sandbox/open_sessions"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sandbox.metrics()["sandbox/open_sessions"] == 0.0
+
+
 def test_stateful_default_comes_from_config() -> None:
     with create_sandbox(SandboxConfig(pool_size=1, stateful=True, **FAST)) as sandbox:
         with sandbox.session() as session:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -79,7 +78,7 @@ class LocalSandbox(Sandbox):
         self._metrics = SandboxMetrics()
         self._slots = FairSlots(self.config.effective_pool_size)
         self._pool = WorkerPool(self.config.effective_pool_size, self._start_worker)
-        self._sessions: weakref.WeakSet[LocalSession] = weakref.WeakSet()
+        self._sessions: set[LocalSession] = set()  # strong refs: an abandoned session waits for its TTL
         self._lock = threading.Lock()
         self._closed = False
         self._executor: ThreadPoolExecutor | None = None
