@@ -65,6 +65,8 @@ def boxnet_prompt(meta: dict[str, Any]) -> str:
         "adjacent square;\n"
         "- move(box_<colour>, target_<colour>) puts the box on a target of the same colour in "
         "the same square; box and target both disappear.\n"
+        "All actions of one step happen at the same time: a box moved into a square can be "
+        "acted on there from the next step on.\n"
         "Plan the actions so that no box is left. Give the plan as a JSON list with one dict per "
         "step, mapping each acting agent to its action, inside <<< >>>, for example:\n"
         '<<<[{"Agent[0.5, 0.5]": "move(box_blue, square[0.5, 1.5])"}, '
