@@ -125,8 +125,6 @@ class Zygote:
         if op == "reset":
             self.end_session()
             return {"clean": True}
-        if op == "ping":
-            return {"pong": True}
         return {"fatal": f"unknown op {op!r}"}
 
     def run(self, code: str, timeout_s: float, keep: bool) -> dict[str, Any]:
