@@ -336,3 +336,19 @@ def test_zygote_killed_from_outside_mid_run_is_reported_and_replaced(hostile) ->
         assert after.stdout == "False\n" and after.extra.get("session_restarted") is True
     assert sandbox.run("print('alive')").stdout == "alive\n"
     assert_healthy(base)
+
+
+def test_fork_bomb_in_one_worker_does_not_starve_another(hostile) -> None:
+    """RLIMIT_NPROC counts per uid: each worker has its own, so one run's bomb is its own problem."""
+    sandbox, ctx, base = hostile
+    bomb = ("import os, time\nwhile True:\n    try:\n        if os.fork() == 0:\n            time.sleep(60)\n"
+            "            os._exit(0)\n    except OSError:\n        time.sleep(0.01)")
+    results = {}
+    thread = threading.Thread(target=lambda: results.setdefault("bomb", sandbox.run(bomb, timeout_s=3)))
+    thread.start()
+    time.sleep(1.0)  # the bomb now holds every process its worker may have
+    other = sandbox.run("import subprocess\nprint(subprocess.run(['true']).returncode)", timeout_s=10)
+    thread.join()
+    assert results["bomb"].timed_out
+    assert other.stdout == "0\n", other
+    assert_healthy(base)
