@@ -23,8 +23,9 @@ import os
 import re
 import threading
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from e2b import (
@@ -66,7 +67,7 @@ class E2BOptions:
     allow_internet: bool = False
 
     @classmethod
-    def from_extra(cls, extra: Mapping[str, Any]) -> "E2BOptions":
+    def from_extra(cls, extra: Mapping[str, Any]) -> E2BOptions:
         known = {f"e2b_{name}" for name in cls.__dataclass_fields__}
         unknown = sorted(k for k in extra if k.startswith("e2b_") and k not in known)
         if unknown:
@@ -75,7 +76,9 @@ class E2BOptions:
         if not options.api_key_env or not isinstance(options.api_key_env, str):
             raise ValueError("SandboxConfig.extra['e2b_api_key_env'] must name an environment variable")
         if not options.request_timeout_s > 0:
-            raise ValueError(f"SandboxConfig.extra['e2b_request_timeout_s'] must be > 0, got {options.request_timeout_s}")
+            raise ValueError(
+                f"SandboxConfig.extra['e2b_request_timeout_s'] must be > 0, got {options.request_timeout_s}"
+            )
         return options
 
 
@@ -151,9 +154,7 @@ class E2BCloud:
         SdkSandbox.kill(sandbox_id, api_key=api_key, request_timeout=self._options.request_timeout_s)
 
 
-def result_from_execution(
-    execution: Execution, duration_s: float, max_chars: int, sandbox_id: str
-) -> ExecutionResult:
+def result_from_execution(execution: Execution, duration_s: float, max_chars: int, sandbox_id: str) -> ExecutionResult:
     """Map the SDK's `Execution` onto our result: logs joined, error as data, output capped.
 
     Jupyter reports an uncaught exception only as data; a script would also print its
@@ -184,7 +185,7 @@ def result_from_execution(
 
 
 def result_from_failure(
-    exc: BaseException, partial: "_PartialOutput", timeout_s: float, duration_s: float, max_chars: int
+    exc: BaseException, partial: _PartialOutput, timeout_s: float, duration_s: float, max_chars: int
 ) -> ExecutionResult:
     """Map an SDK exception raised by `run_code`: an execution timeout or a broken sandbox."""
     stdout, stdout_cut = truncate_text("".join(partial.stdout), max_chars)
@@ -227,7 +228,7 @@ T = TypeVar("T")
 class _SessionCore:
     """What the sync and async sessions share: limits, bookkeeping, result mapping."""
 
-    def __init__(self, owner: "E2BSandbox", stateful: bool) -> None:
+    def __init__(self, owner: E2BSandbox, stateful: bool) -> None:
         self.owner = owner
         self.stateful = stateful
         self.closed = False
@@ -269,7 +270,7 @@ class _SessionCore:
 class E2BSession(Session):
     """A sync session backed by one `e2b_code_interpreter.Sandbox`."""
 
-    def __init__(self, owner: "E2BSandbox", stateful: bool) -> None:
+    def __init__(self, owner: E2BSandbox, stateful: bool) -> None:
         self._core = _SessionCore(owner, stateful)
         self.stateful = stateful
         self._cloud: CloudSandbox | None = None
@@ -336,7 +337,7 @@ class E2BSession(Session):
 class AsyncE2BSession(AsyncSession):
     """The asyncio twin of `E2BSession`, backed by `e2b_code_interpreter.AsyncSandbox`."""
 
-    def __init__(self, owner: "E2BSandbox", stateful: bool) -> None:
+    def __init__(self, owner: E2BSandbox, stateful: bool) -> None:
         self._core = _SessionCore(owner, stateful)
         self.stateful = stateful
         self._cloud: AsyncCloudSandbox | None = None

@@ -32,8 +32,9 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
@@ -64,7 +65,7 @@ class RayPoolOptions:
     init_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_extra(cls, extra: Mapping[str, Any]) -> "RayPoolOptions":
+    def from_extra(cls, extra: Mapping[str, Any]) -> RayPoolOptions:
         keys = {f"ray_{name}": name for name in cls.__dataclass_fields__ if name != "inner_backend"}
         keys["inner_backend"] = "inner_backend"
         unknown = sorted(k for k in extra if k.startswith("ray_") and k not in keys)
@@ -198,10 +199,10 @@ class RaySandbox(Sandbox):
         self._wait_until_ready()
 
     # -- Sandbox API ----------------------------------------------------------------------
-    def session(self, stateful: bool | None = None) -> "RaySession":
+    def session(self, stateful: bool | None = None) -> RaySession:
         return RaySession(self, self._open_route(stateful))
 
-    def async_session(self, stateful: bool | None = None) -> "AsyncRaySession":
+    def async_session(self, stateful: bool | None = None) -> AsyncRaySession:
         return AsyncRaySession(self, self._open_route(stateful))
 
     def metrics(self) -> dict[str, float]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -165,7 +166,13 @@ ANSI_TRACEBACK = (
 
 def test_logs_are_joined_and_the_error_is_kept_as_data() -> None:
     def script(code: str) -> list[Any]:
-        return [stdout("a\n"), stdout("b"), stdout("c\n"), stderr("warn\n"), error("ZeroDivisionError", "division by zero", ANSI_TRACEBACK)]
+        return [
+            stdout("a\n"),
+            stdout("b"),
+            stdout("c\n"),
+            stderr("warn\n"),
+            error("ZeroDivisionError", "division by zero", ANSI_TRACEBACK),
+        ]
 
     sandbox, _ = make(script)
     result = sandbox.run("print('a'); 1/0")
@@ -293,10 +300,9 @@ def test_sandbox_run_is_one_stateless_session_and_kills_its_sandbox() -> None:
 
 def test_session_is_killed_when_the_caller_raises() -> None:
     sandbox, cloud = make()
-    with pytest.raises(KeyError):
-        with sandbox.session(stateful=True) as session:
-            session.run("x = 1")
-            raise KeyError("caller bug")
+    with pytest.raises(KeyError), sandbox.session(stateful=True) as session:
+        session.run("x = 1")
+        raise KeyError("caller bug")
     assert cloud.created[0].killed
 
 

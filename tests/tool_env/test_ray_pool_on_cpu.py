@@ -10,14 +10,13 @@ import asyncio
 import os
 import signal
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import ray
 from contract import SandboxContract
 
-from tool_env import SandboxClosedError, SandboxConfig, create_sandbox
-from tool_env import ray_pool
+from tool_env import SandboxClosedError, SandboxConfig, create_sandbox, ray_pool
 from tool_env.ray_pool import RayPoolOptions, RaySandbox
 
 NODE_RESOURCE = "sandbox_cpu"  # a custom resource marks "CPU nodes for sandboxes"
@@ -227,9 +226,7 @@ def test_unsatisfiable_placement_fails_at_construction(ray_cluster: None) -> Non
         RaySandbox(config)
 
 
-def test_joins_an_initialised_ray_instead_of_starting_one(
-    ray_cluster: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_joins_an_initialised_ray_instead_of_starting_one(ray_cluster: None, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_init(**kwargs: object) -> None:
         raise AssertionError("ray.init must not be called when Ray is already initialised")
 
