@@ -100,3 +100,16 @@ def test_verl_tool_agent_loop_calls_code_interpreter_tool(trainer_config, tiny_t
     second_prompt = tiny_tokenizer.decode(server.calls[1]["prompt_ids"], skip_special_tokens=False)
     assert second_prompt.endswith("<|im_start|>tool\n42<|im_end|>\n<|im_start|>assistant\n")
     assert response_text(tiny_tokenizer, output).endswith("<<<42>>><|im_end|>")
+
+
+def test_tool_agent_loop_sees_errors_and_timeouts_as_tool_messages(trainer_config, tiny_tokenizer, tmp_path):
+    batch = load_batch(trainer_config, tiny_tokenizer, tmp_path, "tool_agent")
+    calls = [{"name": "code_interpreter", "arguments": {"code": code}} for code in ("1 / 0", "while True:\n    pass")]
+    script = [f"<tool_call>{json.dumps(call)}</tool_call>" for call in calls] + ["<<<none>>>"]
+    server = FakeScriptedLLMServer(tiny_tokenizer, script)
+    generate(trainer_config, server, batch)
+
+    after_error = tiny_tokenizer.decode(server.calls[1]["prompt_ids"], skip_special_tokens=False)
+    after_timeout = tiny_tokenizer.decode(server.calls[2]["prompt_ids"], skip_special_tokens=False)
+    assert "ZeroDivisionError" in after_error.rsplit("<|im_start|>tool\n", 1)[1]
+    assert "TimeoutError: execution exceeded the time limit" in after_timeout.rsplit("<|im_start|>tool\n", 1)[1]
