@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-stages", type=int, default=2, help="curriculum stages (default: %(default)s)")
     parser.add_argument("--steps-per-stage", type=int, default=2, help="GRPO steps per stage (default: %(default)s)")
     parser.add_argument("--questions-per-task", type=int, default=12, help="questions per task (default: %(default)s)")
-    parser.add_argument("--sft-epochs", type=int, default=3, help="SFT epochs over the teacher data (default: %(default)s)")
+    parser.add_argument("--sft-epochs", type=int, default=6, help="SFT epochs over the teacher data (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--check-only", action="store_true", help="only re-run the checks on an existing --out")
     parser.add_argument("overrides", nargs="*", help="extra hydra overrides for the GRPO stages")

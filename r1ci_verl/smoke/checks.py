@@ -117,7 +117,6 @@ def check_curriculum(
     groups: Sequence[Sequence[int]],
     steps_per_stage: int,
     num_stages: int,
-    resumed_at: int,
 ) -> list[Check]:
     """The sampler drew stage-1 questions first and switched at the configured step, also after the resume."""
     total = num_stages * steps_per_stage
@@ -134,11 +133,19 @@ def check_curriculum(
             outside.append(f"step {t['step']} drew question {t['index']} of group {group}")
     checks.append(Check("curriculum.pool_respected", not outside and bool(trajectories),
                         "; ".join(outside[:5]) or "every drawn question belongs to the stage's pool"))
-    after = [s for s in range(resumed_at + 1, total + 1)]
-    resumed_ok = all(s in metrics for s in after) and resumed_at in metrics
-    checks.append(Check("curriculum.resume", resumed_ok and not wrong,
-                        f"run resumed after step {resumed_at}; steps {after} logged by the resumed run"))
     return checks
+
+
+def check_resume(segment_steps: Sequence[Sequence[int]], steps_per_stage: int) -> Check:
+    """Each stage ran as its own process that continued from the previous stage's checkpoint.
+
+    `segment_steps[k]` are the steps the (k+1)-th process logged; a resumed process starts at
+    the step after the boundary, a restarted one would start at step 1 again.
+    """
+    expected = [list(range(k * steps_per_stage + 1, (k + 1) * steps_per_stage + 1)) for k in range(len(segment_steps))]
+    actual = [sorted(steps) for steps in segment_steps]
+    ok = len(actual) > 1 and actual == expected
+    return Check("curriculum.resume", ok, f"steps logged per process {actual} (expected {expected})")
 
 
 def check_checkpoint(ckpt_dir: Path, boundary_step: int) -> Check:

@@ -23,7 +23,7 @@ class SmokeConfig:
     # SFT warm start (verl sft_trainer): teacher trajectories per solvable task, then GRPO
     # trains on the remaining questions (GRPO prompts do not overlap SFT data, as in the paper).
     sft_per_task: int = 8
-    sft_epochs: int = 3
+    sft_epochs: int = 6  # ~36 steps: enough for the tiny model to open ```python blocks
     sft_batch_size: int = 4
     sft_lr: float = 3e-3
     sft_max_length: int = 512

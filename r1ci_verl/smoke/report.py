@@ -30,14 +30,17 @@ def run_checks(config: SmokeConfig) -> tuple[list[checks.Check], dict[str, Any]]
     tokenizer = AutoTokenizer.from_pretrained(out / "tiny_model")
     trajectories = checks.load_trajectories(out / "rollouts")
     metric_files = [out / "metrics" / f"grpo_stage{s}.jsonl" for s in range(1, config.num_stages + 1)]
-    metrics = checks.load_metrics([p for p in metric_files if p.exists()])
+    present = [p for p in metric_files if p.exists()]
+    metrics = checks.load_metrics(present)
+    segments = [sorted(checks.load_metrics([p])) for p in present]
     total = config.total_steps
     found = [
         *checks.check_agent_loop(trajectories, tokenizer),
         checks.check_weight_sync(metrics, total, config.max_rollout_probs_diff),
         checks.check_rewards_logged(metrics, total),
         *checks.check_curriculum(metrics, trajectories, stage_groups(config), config.steps_per_stage,
-                                 config.num_stages, resumed_at=config.steps_per_stage),
+                                 config.num_stages),
+        checks.check_resume(segments, config.steps_per_stage),
         checks.check_checkpoint(out / "grpo", config.steps_per_stage),
     ]
     figures = {

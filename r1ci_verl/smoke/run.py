@@ -31,7 +31,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SFT_LAUNCHER = REPO_ROOT / "recipes" / "lib" / "sft.sh"
 GRPO_LAUNCHER = REPO_ROOT / "recipes" / "lib" / "grpo_stage.sh"
 # Imported in every verl process of the GRPO run: the CPU platform, then the token dump trainer.
-SMOKE_EXTERNAL_MODULES = "r1ci_verl.cpu_platform,r1ci_verl.smoke.trajectory_dump"
+SMOKE_EXTERNAL_MODULES = "r1ci_verl.cpu_platform,r1ci_verl.smoke.plugin"
 
 
 class StepFailed(RuntimeError):

@@ -10,7 +10,7 @@ also logs the means of our reward's extra keys (``reward/acc/mean``, ``reward/fo
 ``reward/num_code_calls/mean``, ...) and of the agent loop's counters (``agent/<name>/mean``).
 Select it with
 ``trainer.v1.trainer_mode=r1ci_smoke_sync`` after importing this module in the task runner
-(the CPU smoke run lists it in VERL_USE_EXTERNAL_MODULES).
+(the CPU smoke run loads it through r1ci_verl.smoke.plugin in VERL_USE_EXTERNAL_MODULES).
 """
 
 from __future__ import annotations

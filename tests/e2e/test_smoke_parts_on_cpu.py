@@ -121,15 +121,21 @@ def test_curriculum_checks_follow_the_schedule():
     groups = [[1, 2], [3, 4]]
     metrics = {s: {"curriculum/stage": float(checks.stage_of_step(s, 2, 2))} for s in range(1, 5)}
     drawn = [{"step": 1, "index": 1}, {"step": 2, "index": 2}, {"step": 3, "index": 3}, {"step": 4, "index": 1}]
-    assert all(c.passed for c in checks.check_curriculum(metrics, drawn, groups, 2, 2, resumed_at=2))
+    assert all(c.passed for c in checks.check_curriculum(metrics, drawn, groups, 2, 2))
     early = drawn + [{"step": 2, "index": 4}]  # a stage-2 question before the switch
-    names = {c.name: c.passed for c in checks.check_curriculum(metrics, early, groups, 2, 2, resumed_at=2)}
+    names = {c.name: c.passed for c in checks.check_curriculum(metrics, early, groups, 2, 2)}
     assert names["curriculum.pool_respected"] is False
     metrics[3]["curriculum/stage"] = 1.0  # switched late
-    names = {c.name: c.passed for c in checks.check_curriculum(metrics, drawn, groups, 2, 2, resumed_at=2)}
+    names = {c.name: c.passed for c in checks.check_curriculum(metrics, drawn, groups, 2, 2)}
     assert names["curriculum.stage_schedule"] is False
 
 
 def test_masked_spans_ignore_trailing_padding():
     assert checks.masked_spans([1, 0, 0, 1, 0, 0], [5, 6, 7, 8, 0, 0], pad_id=0) == [(1, 3)]
     assert checks.masked_spans([1, 0, 0], [5, 6, 7], pad_id=0) == [(1, 3)]
+
+
+def test_resume_check_tells_resumed_from_restarted_runs():
+    assert checks.check_resume([[1, 2], [3, 4]], steps_per_stage=2).passed
+    assert not checks.check_resume([[1, 2], [1, 2]], steps_per_stage=2).passed  # stage 2 started over
+    assert not checks.check_resume([[1, 2, 3, 4]], steps_per_stage=2).passed  # never stopped and resumed
