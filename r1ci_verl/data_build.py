@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reward_fns.protocol import SYSTEM_PROMPT
-from r1ci_verl.sft_render import Step, TrajectoryError, render_messages
+from r1ci_verl.sft_render import Step, TrajectoryError, render_sft_row
 from r1ci_verl.splits import CURRENT_VERSION, SPLITS, SplitError, TaskSplit, load_split
 from r1ci_verl.tasks import FAMILIES, Task, TaskDataError, TaskQuestion, get_task, list_tasks
 from r1ci_verl.tasks.records import parse_records, sha256_file
@@ -64,6 +64,8 @@ SFT_SCHEMA = pa.schema(
             "extra_info",
             pa.struct([("index", pa.int64()), ("task", pa.string()), ("question_id", pa.string())]),
         ),
+        # character spans of the results blocks, masked out of the SFT loss (r1ci_verl.sft_dataset)
+        ("results_spans", pa.list_(pa.struct([("message", pa.int64()), ("start", pa.int64()), ("end", pa.int64())]))),
     ]
 )
 
@@ -333,14 +335,15 @@ def sft_rows_from_trajectories(
             raise BuildError(f"{origin}: field 'prompt' must be a list of chat messages ending with the user turn")
         try:
             steps = [Step.from_dict(s) for s in record["steps"]]
-            messages = render_messages(prompt, steps, record["final"], record.get("answer"), timeout_s=timeout_s)
+            rendered = render_sft_row(prompt, steps, record["final"], record.get("answer"), timeout_s=timeout_s)
         except (TrajectoryError, TypeError, AttributeError) as exc:
             raise BuildError(f"{origin}: {exc}") from None
         rows.append(
             {
-                "messages": messages,
+                "messages": rendered["messages"],
                 "data_source": task,
                 "extra_info": {"index": question_index(qid), "task": task, "question_id": qid},
+                "results_spans": rendered["results_spans"],
             }
         )
     return rows

@@ -64,6 +64,21 @@ def render_trajectory(
     Raises `TrajectoryError` when the result would not parse back into the same steps
     (a fence inside the code or the prose, too many calls, no final answer).
     """
+    return render_trajectory_with_spans(steps, final, answer, timeout_s, max_code_calls)[0]
+
+
+def render_trajectory_with_spans(
+    steps: Sequence[Step],
+    final: str,
+    answer: str | None = None,
+    timeout_s: float | None = None,
+    max_code_calls: int = protocol.MAX_CODE_CALLS,
+) -> tuple[str, list[tuple[int, int]]]:
+    """`render_trajectory` plus the character spans of the results blocks it inserted.
+
+    SFT masks those spans out of the loss; their ends cannot be recovered from the text later.
+    """
+    spans: list[tuple[int, int]] = []
     if len(steps) > max_code_calls:
         raise TrajectoryError(f"{len(steps)} code calls exceed the limit of {max_code_calls}")
     text = ""
@@ -78,7 +93,9 @@ def render_trajectory(
             text += "\n"  # a fence only opens at the start of a line
         code = step.code if step.code.endswith("\n") else step.code + "\n"
         text += f"```python\n{code}```"
-        text += protocol.format_results_block(_results_body(step.output, timeout_s), text)
+        block = protocol.format_results_block(_results_body(step.output, timeout_s), text)
+        spans.append(protocol.results_block_span(text, block))
+        text += block
     _check_prose(final, "final text")
     text += final
     if answer is not None:
@@ -91,13 +108,25 @@ def render_trajectory(
         s.code if s.code.endswith("\n") else s.code + "\n" for s in steps
     ]:
         raise TrajectoryError("rendered trajectory does not parse back into the same code blocks")
-    return text
+    try:
+        protocol.check_results_spans(text, spans)
+    except ValueError as exc:
+        raise TrajectoryError(f"rendered trajectory: {exc}") from None
+    return text, spans
 
 
 def render_messages(
     prompt: Sequence[dict[str, str]], steps: Sequence[Step], final: str, answer: str | None = None, **kwargs: Any
 ) -> list[dict[str, str]]:
     """Chat messages for SFT: the RL prompt (system + user) plus the rendered assistant turn."""
-    return [dict(m) for m in prompt] + [
-        {"role": "assistant", "content": render_trajectory(steps, final, answer, **kwargs)}
-    ]
+    return render_sft_row(prompt, steps, final, answer, **kwargs)["messages"]
+
+
+def render_sft_row(
+    prompt: Sequence[dict[str, str]], steps: Sequence[Step], final: str, answer: str | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """`messages` (as render_messages) and `results_spans`: one ``{message, start, end}`` per results block."""
+    text, spans = render_trajectory_with_spans(steps, final, answer, **kwargs)
+    messages = [dict(m) for m in prompt] + [{"role": "assistant", "content": text}]
+    last = len(messages) - 1
+    return {"messages": messages, "results_spans": [{"message": last, "start": s, "end": e} for s, e in spans]}

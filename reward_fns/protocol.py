@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Protocol as _Protocol
+from typing import Sequence
 
 RESULTS_HEADER = "Code Execution Results:"
 MAX_CODE_CALLS = 8  # paper: at most 8 code calls per answer
@@ -149,6 +150,42 @@ def format_results_block(body: str, preceding_text: str = "") -> str:
     """The block appended after a closed python block: header line, body, trailing newline."""
     lead = "" if preceding_text.endswith("\n") else "\n"
     return f"{lead}{RESULTS_HEADER}\n{body}\n"
+
+
+def results_block_span(text: str, block: str) -> tuple[int, int]:
+    """Where `block` (from format_results_block) lands when appended to `text`: header line to trailing newline.
+
+    The span leaves out the lead newline that ends the fence line, so it starts at the header.
+    """
+    start = len(text) + block.index(RESULTS_HEADER)
+    return start, len(text) + len(block)
+
+
+def check_results_spans(text: str, spans: Sequence[tuple[int, int]]) -> None:
+    """Raise ValueError unless `spans` are exactly the results blocks of `text`.
+
+    A block's end cannot be found from text alone: its body is arbitrary program output and the
+    model's next words follow with no delimiter. So whoever inserts the blocks records their spans
+    (see results_block_span) and this check makes them agree with the protocol: one span per closed
+    python block, starting on the line after its fence, and equal to what format_results_block
+    writes there.
+    """
+    blocks = find_python_blocks(text)
+    if len(spans) != len(blocks):
+        raise ValueError(f"{len(spans)} results span(s) for {len(blocks)} closed python block(s)")
+    limits = [b.start for b in blocks[1:]] + [len(text)]
+    for number, (block, limit, (start, end)) in enumerate(zip(blocks, limits, spans), start=1):
+        where = f"results span {number} [{start}, {end})"
+        if not block.end < start < end <= limit:
+            raise ValueError(f"{where} is outside the text between python block {number} and the next one")
+        if text[block.end : start] != "\n":
+            raise ValueError(f"{where} does not start on the line after python block {number}'s closing fence")
+        chunk = text[start:end]
+        if not chunk.startswith(RESULTS_HEADER + "\n"):
+            raise ValueError(f"{where} does not start with the '{RESULTS_HEADER}' line")
+        body = chunk[len(RESULTS_HEADER) + 1 : -1]
+        if format_results_block(body, text[:start]) != chunk:
+            raise ValueError(f"{where} differs from format_results_block of its body")
 
 
 def call_limit_notice(max_calls: int = MAX_CODE_CALLS) -> str:
