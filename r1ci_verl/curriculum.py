@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Iterator, Mapping, Sequence
@@ -27,6 +28,7 @@ from torch.utils.data import Sampler
 from r1ci_verl.potential.stats import PARTITION_MODES, improvement_potential, partition
 
 logger = logging.getLogger(__name__)
+logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))  # stage starts show in verl's run log
 
 MODES = ("static", "online")
 STATE_VERSION = 1
