@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from pprint import pprint
 from typing import Any, Sequence
 
 import hydra
@@ -162,6 +163,7 @@ class _CurriculumTaskRunner(TaskRunnerV1.__ray_actor_class__):
         if curriculum_config(config) is not None:
             trainer_cls = with_curriculum(trainer_cls)
         config.transfer_queue.enable = True
+        pprint(OmegaConf.to_container(config, resolve=True))
         OmegaConf.resolve(config)
         self.config = config
         tq.init(config.transfer_queue)
