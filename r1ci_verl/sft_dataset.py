@@ -22,7 +22,8 @@ Use with verl's SFT trainer:
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
@@ -55,7 +56,7 @@ class CodeInterpreterSFTDataset(MultiTurnSFTDataset):
         parquet_files: str | list[str],
         tokenizer: Any,
         config: Any,
-        processor: Optional[Any] = None,
+        processor: Any | None = None,
         max_samples: int = -1,
     ):
         self.results_spans_key = (config or {}).get("results_spans_key", RESULTS_SPANS_KEY)
@@ -112,8 +113,8 @@ class CodeInterpreterSFTDataset(MultiTurnSFTDataset):
         index: int,
         message: dict[str, Any],
         full_message: list,
-        tools: Optional[list[dict[str, Any]]] = None,
-        enable_thinking: Optional[bool] = None,
+        tools: list[dict[str, Any]] | None = None,
+        enable_thinking: bool | None = None,
     ):
         input_ids, loss_mask, attention_mask, inputs = super()._process_single_message(
             index, message, full_message, tools=tools, enable_thinking=enable_thinking
@@ -129,13 +130,13 @@ class CodeInterpreterSFTDataset(MultiTurnSFTDataset):
         message: dict[str, Any],
         spans: list[tuple[int, int]],
         input_ids: torch.Tensor,
-        tools: Optional[list[dict[str, Any]]],
-        enable_thinking: Optional[bool],
+        tools: list[dict[str, Any]] | None,
+        enable_thinking: bool | None,
     ) -> torch.Tensor:
         """Mask over this message's `input_ids` of the tokens wholly inside `spans` (offsets into its content)."""
         content = message["content"]
         if not isinstance(content, str):
-            raise ValueError("results masking supports text messages only (no processor / multimodal content)")
+            raise TypeError("results masking supports text messages only (no processor / multimodal content)")
         kwargs = dict(self.apply_chat_template_kwargs)
         if enable_thinking is not None:
             kwargs["enable_thinking"] = enable_thinking

@@ -13,9 +13,9 @@ the last ``<<<...>>>`` outside code blocks. Fences in other languages never trig
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol as _Protocol
-from typing import Sequence
 
 RESULTS_HEADER = "Code Execution Results:"
 MAX_CODE_CALLS = 8  # paper: at most 8 code calls per answer
