@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from r1ci_verl.potential.strategies import get_strategy
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the progress bar
     config = PotentialConfig(
         strategies=[s.strip() for s in args.strategies.split(",") if s.strip()],
         samples_per_strategy=args.samples_per_strategy,
