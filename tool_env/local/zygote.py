@@ -114,6 +114,8 @@ class Zygote:
                 __import__(name)
             except BaseException as exc:  # a broken optional library must not kill the worker
                 self.preload_errors[name] = f"{type(exc).__name__}: {exc}"
+        gc.collect()
+        gc.freeze()  # a collection in a child must not touch (and so copy) every inherited page
         self.prefork = self.fork_child(persistent=False)
         return {"ready": True, "pid": self.pid, "preload_errors": self.preload_errors}
 
@@ -196,7 +198,6 @@ class Zygote:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         status_r, status_w = os.pipe()
-        gc.freeze()  # a collection in the child must not touch (and so copy) every inherited page
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             try:
