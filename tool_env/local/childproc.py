@@ -53,7 +53,7 @@ def child_main(
 ) -> None:
     try:
         lock_down(settings, code_r, stdout_w, stderr_w, status_w, zygote_pid)
-    except BaseException as exc:  # report on the status pipe if we still can
+    except BaseException as exc:  # say why on stderr; the zygote reports the abrupt exit
         try:
             os.write(2, f"sandbox child set-up failed: {type(exc).__name__}: {exc}\n".encode())
         finally:
