@@ -55,9 +55,11 @@ class Pipeline:
         log_path = self.logs / f"{name}.log"
         print(f"[smoke] {name}: running (log {log_path})", flush=True)
         started = time.monotonic()
+        # The launchers call `python`/`torchrun`: resolve them in this interpreter's environment.
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         with log_path.open("w") as log:
             proc = subprocess.Popen(
-                list(argv), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                list(argv), stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PATH": path, **(env or {})},
                 cwd=cwd or self.out, start_new_session=True,
             )
             try:
