@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -86,14 +87,20 @@ def naive_run(code: str) -> str:
 
 
 def run_benchmark(plan: Plan, log: Callable[[str], None] = print) -> Report:
+    """Measure every point for each sandbox and then for the baseline back to back, so that
+    both see the same machine load (on a shared machine the load drifts within minutes)."""
     report = Report()
-    for level in plan.levels:
-        log(f"starting local sandbox (isolation={level}) ...")
-        with LocalSandbox(SandboxConfig(isolation=level)) as sandbox:
+    with ExitStack() as stack:
+        sandboxes = {}
+        for level in plan.levels:
+            log(f"starting local sandbox (isolation={level}) ...")
+            sandbox = stack.enter_context(LocalSandbox(SandboxConfig(isolation=level)))
             if not sandbox.wait_until_warm(WARM_TIMEOUT_S):
                 raise RuntimeError("the sandbox pool did not warm up")
-            who = f"local-{level}"
-            for snippet, code in SNIPPETS.items():
+            sandboxes[f"local-{level}"] = sandbox
+        log("measuring (each point: every sandbox, then the naive subprocess.run baseline) ...")
+        for snippet, code in SNIPPETS.items():
+            for who, sandbox in sandboxes.items():
                 sandbox.run(code)  # warm the code paths once
                 report.latency_ms[(who, snippet, "stateless")] = _latencies(
                     lambda: sandbox.run(code, RUN_TIMEOUT_S).stdout, snippet, plan.latency_runs)
@@ -101,19 +108,16 @@ def run_benchmark(plan: Plan, log: Callable[[str], None] = print) -> Report:
                     session.run(code)
                     report.latency_ms[(who, snippet, "stateful")] = _latencies(
                         lambda: session.run(code, RUN_TIMEOUT_S).stdout, snippet, plan.latency_runs)
-            for snippet in plan.throughput_snippets:
-                code = SNIPPETS[snippet]
-                for c in plan.concurrency:
+            report.latency_ms[("naive", snippet, "subprocess")] = _latencies(
+                lambda: naive_run(code), snippet, plan.naive_latency_runs)
+        for snippet in plan.throughput_snippets:
+            code = SNIPPETS[snippet]
+            for c in plan.concurrency:
+                runs = plan.throughput_runs(c)
+                for who, sandbox in sandboxes.items():
                     report.throughput[(who, snippet, c)] = _throughput(
-                        lambda: sandbox.run(code, RUN_TIMEOUT_S).stdout, snippet, c, plan.throughput_runs(c))
-    log("measuring the naive baseline (subprocess.run per call) ...")
-    for snippet, code in SNIPPETS.items():
-        report.latency_ms[("naive", snippet, "subprocess")] = _latencies(
-            lambda: naive_run(code), snippet, plan.naive_latency_runs)
-    for snippet in plan.throughput_snippets:
-        for c in plan.concurrency:
-            report.throughput[("naive", snippet, c)] = _throughput(
-                lambda: naive_run(SNIPPETS[snippet]), snippet, c, plan.throughput_runs(c))
+                        lambda: sandbox.run(code, RUN_TIMEOUT_S).stdout, snippet, c, runs)
+                report.throughput[("naive", snippet, c)] = _throughput(lambda: naive_run(code), snippet, c, runs)
     return report
 
 
