@@ -35,3 +35,16 @@ def test_timeout_exits_124(monkeypatch, capsys) -> None:
 def test_missing_file_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(SystemExit, match="no such file"):
         main(["sandbox", "run", "--preload", "math", str(tmp_path / "absent.py")])
+
+
+def test_benchmark_smoke() -> None:
+    """The README's main job (`r1ci sandbox bench`) must keep working; timings are not asserted."""
+    from tool_env.bench import Plan, format_report, run_benchmark
+    from tool_env.local.isolation import resolve_isolation
+
+    plan = Plan(2, 1, (2,), lambda c: 2, (resolve_isolation("auto"),), ("trivial",))
+    report = run_benchmark(plan, log=lambda _: None)
+    assert all(p50 > 0 for p50, _ in report.latency_ms.values())
+    assert set(report.latency_ms) >= {("naive", "trivial", "subprocess"), ("naive", "numpy", "subprocess")}
+    text = format_report(report, plan)
+    assert "Throughput (runs/s)" in text and "x the naive throughput" in text

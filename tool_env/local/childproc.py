@@ -88,8 +88,9 @@ def lock_down(
     for name, value in limits.items():
         resource.setrlimit(getattr(resource, name), (value, value))
     os.chdir(settings["workdir"])
-    os.environ.clear()
-    os.environ.update(settings["env"])
+    if dict(os.environ) != settings["env"]:  # the zygote was started with exactly this env
+        os.environ.clear()
+        os.environ.update(settings["env"])
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGALRM):
         signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
     _reseed_random()
