@@ -27,6 +27,20 @@ if ! command -v bwrap >/dev/null 2>&1; then
   fi
 fi
 
+# The sandbox runs code as an unprivileged uid, which must be able to start this Python.
+# A root-owned interpreter under a 0700 home (e.g. pyenv in /root) is not: grant traverse-only
+# (o+x, no listing) on its parent directories, loudly.
+if [[ $(id -u) -eq 0 ]]; then
+  dir=$(dirname "$("$PYTHON" -c 'import os, sys; print(os.path.realpath(sys.executable))')")
+  while [[ $dir != / ]]; do
+    if [[ $(stat -c %A "$dir") != *x ]]; then
+      log "chmod o+x $dir (lets the sandbox's unprivileged uid reach the Python interpreter)"
+      chmod o+x "$dir"
+    fi
+    dir=$(dirname "$dir")
+  done
+fi
+
 if [[ ! -x $VENV/bin/python ]]; then
   log "creating virtual environment $VENV"
   "$PYTHON" -m venv "$VENV"
