@@ -87,3 +87,21 @@ def assert_healthy(base: Baseline) -> None:
     while fd_count() > base.fds and time.monotonic() < deadline:
         time.sleep(0.1)
     assert fd_count() <= base.fds, f"fd leak: {fd_count()} open, baseline {base.fds}"
+
+
+def skip_without_namespace() -> None:
+    """Skip a namespace-level test where the kernel forbids it, or fail under CI.
+
+    CI sets R1CI_REQUIRE_NAMESPACE=1: there the strongest isolation level must really be
+    exercised, never skipped by accident.
+    """
+    import pytest
+
+    from tool_env.local.isolation import namespace_problem
+
+    problem = namespace_problem()
+    if problem is None:
+        return
+    if os.environ.get("R1CI_REQUIRE_NAMESPACE") == "1":
+        pytest.fail(f"namespace isolation is required (R1CI_REQUIRE_NAMESPACE=1) but unavailable: {problem}")
+    pytest.skip(f"namespace isolation unavailable here: {problem}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from contract import SandboxContract
+from host_health import skip_without_namespace
 
 from tool_env import SandboxConfig, create_sandbox
-from tool_env.local.isolation import namespace_problem
 
 CONTRACT_CONFIG = dict(pool_size=2, max_output_chars=2000, timeout_s=20.0)
 
@@ -15,9 +15,7 @@ class TestLocalNamespaceContract(SandboxContract):
     @pytest.fixture(scope="class")
     @classmethod
     def sandbox(cls):
-        problem = namespace_problem()
-        if problem is not None:
-            pytest.skip(f"namespace isolation unavailable here: {problem}")
+        skip_without_namespace()
         with create_sandbox(SandboxConfig(isolation="namespace", **CONTRACT_CONFIG)) as sandbox:
             assert sandbox.isolation == "namespace"
             yield sandbox

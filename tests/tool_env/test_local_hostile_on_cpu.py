@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from host_health import assert_healthy, baseline
+from host_health import assert_healthy, baseline, skip_without_namespace
 
 from tool_env import ExecutionResult, SandboxConfig, create_sandbox
-from tool_env.local.isolation import namespace_problem
 
 HOST_VISIBLE_DIR = "/var/tmp"
 SECRET_NAME = "R1CI_FAKE_API_KEY"
@@ -267,8 +266,8 @@ LEVELS = ["namespace", "rlimit"]
 @pytest.fixture(scope="module", params=LEVELS)
 def hostile(request):
     level = request.param
-    if level == "namespace" and (problem := namespace_problem()) is not None:
-        pytest.skip(f"namespace isolation unavailable here: {problem}")
+    if level == "namespace":
+        skip_without_namespace()
     # Not under /tmp: a namespace sandbox has its own /tmp, and these files must be visible to it.
     root = Path(tempfile.mkdtemp(prefix=f"r1ci-hostile-{level}-", dir=HOST_VISIBLE_DIR))
     private = root / "private.txt"
