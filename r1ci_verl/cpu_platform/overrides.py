@@ -36,6 +36,10 @@ GRPO_CPU_OVERRIDES: tuple[str, ...] = (
     "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",
     "actor_rollout_ref.model.use_remove_padding=False",
     "actor_rollout_ref.rollout.dtype=float32",
+    # Actor and reference compute in float32 like the rollout, so vLLM's log-probs match the
+    # actor's to ~1e-6 (bf16 autocast left ~1e-2 once SFT had sharpened the model).
+    "+actor_rollout_ref.actor.fsdp_config.mixed_precision={param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}",
+    "+actor_rollout_ref.ref.fsdp_config.mixed_precision={param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}",
     "actor_rollout_ref.rollout.enforce_eager=True",
     "actor_rollout_ref.rollout.free_cache_engine=False",
     # "Sleep mode is not supported on current platform"

@@ -99,7 +99,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  rollouts: {figures['trajectories']} trajectories, {figures['code_calls']} code calls executed, "
                      f"mean tool latency {figures['tool_latency_s_mean']} s")
         for step, values in figures["per_step"].items():
-            shown = ", ".join(f"{k.split('/', 1)[-1]}={_fmt(v)}" for k, v in sorted(values.items()))
+            shown = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(values.items()))
             lines.append(f"  step {step}: {shown}")
         lines.append(f"  stage-boundary checkpoint: {figures['checkpoint']}")
     for check in report.get("checks", []):
