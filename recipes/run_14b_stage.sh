@@ -44,6 +44,4 @@ exec bash "${REPO_ROOT}/recipes/lib/grpo_stage.sh" \
     actor_rollout_ref.ref.strategy=fsdp2 \
     actor_rollout_ref.model.use_remove_padding=True \
     actor_rollout_ref.model.enable_gradient_checkpointing=True \
-    actor_rollout_ref.actor.fsdp_config.param_offload=False \
-    actor_rollout_ref.ref.fsdp_config.param_offload=True \
     "$@"
