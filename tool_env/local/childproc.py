@@ -32,6 +32,8 @@ CODE_FD = 3
 STATUS_FD = 4
 SNIPPET_FILENAME = "<string>"  # what `python -c` shows in tracebacks
 EXIT_SETUP_FAILED = 71
+MT19937_STATE_WORDS = 624
+MT19937_STATE_BYTES = 4 * MT19937_STATE_WORDS
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -113,7 +115,11 @@ def _reseed_random() -> None:
     random.seed()
     numpy_random = sys.modules.get("numpy.random")  # only if preloaded: importing it costs ~20 ms
     if numpy_random is not None:
-        numpy_random.seed()
+        # The whole Mersenne Twister state straight from the OS (624 words, position 624 = a
+        # fresh state, no cached Gaussian): as random as `seed()`, which costs 0.5 ms more in
+        # a fresh fork because it goes through SeedSequence.
+        key = sys.modules["numpy"].frombuffer(os.urandom(MT19937_STATE_BYTES), dtype="uint32")
+        numpy_random.set_state(("MT19937", key, MT19937_STATE_WORDS))
 
 
 def serve(persistent: bool, max_chars: int) -> None:
