@@ -6,10 +6,14 @@ block to train in stages (see CurriculumConfig), e.g.
     python -m r1ci_verl.main_grpo algorithm.adv_estimator=grpo data.train_files=train.parquet ... \
         +curriculum.potential_file=potential.parquet +curriculum.steps_per_stage=150
 
-verl 0.9.1 has no sampler hook, so this module runs verl's own TaskRunner with one change:
-the trainer class (whatever `trainer.v1.trainer_mode` selects) gains a mixin that swaps the
-train dataloader's sampler for ours and, in online mode, feeds each step's rollout accuracy
-back to it. Without a `curriculum` block the run is plain verl.
+verl 0.9.1 has no sampler hook and logs neither our reward's extra keys nor the agent loop's
+counters during training, so this module runs verl's own TaskRunner with one change: the
+trainer class (whatever `trainer.v1.trainer_mode` selects) gains mixins. Every run logs the
+per-step means of the reward extras (`reward/<key>/mean`: acc, format_ok, num_code_calls, ...)
+and of the agent loop's counters (`agent/<name>/mean`: num_code_calls, code_timeouts,
+code_exec_time_s, answered, ...). With a `curriculum` block the train dataloader's sampler is
+swapped for ours and, in online mode, fed each step's rollout accuracy; without one the
+training itself is plain verl.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from dataclasses import fields
 from pprint import pprint
 from typing import Any, Sequence
 
@@ -109,6 +114,64 @@ def as_list(values: Any) -> list:
     return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
+def plain_value(value: Any) -> Any:
+    """A 0-d tensor / numpy scalar as the Python value it holds; anything else unchanged."""
+    return value.item() if hasattr(value, "item") else value
+
+
+REWARD_PREFIX = "reward"
+AGENT_PREFIX = "agent"
+
+
+def agent_fields() -> tuple[str, ...]:
+    """Counters our agent loop exports per trajectory (r1ci_verl.agent_loop.TrajectoryStats)."""
+    from r1ci_verl.agent_loop import TrajectoryStats
+
+    return tuple(f.name for f in fields(TrajectoryStats))
+
+
+def mean_metrics(records: Sequence[dict[str, Any]], prefix: str) -> dict[str, float]:
+    """`<prefix>/<key>/mean` over each key's numeric and boolean values (None and text skipped)."""
+    values: dict[str, list[float]] = {}
+    for record in records:
+        for key, value in record.items():
+            value = plain_value(value)
+            if isinstance(value, (bool, int, float)):
+                values.setdefault(key, []).append(float(value))
+    return {f"{prefix}/{key}/mean": sum(v) / len(v) for key, v in values.items()}
+
+
+def rollout_metrics(extra_fields: Sequence[Any], padding: Sequence[bool]) -> dict[str, float]:
+    """Step means of the reward extras and agent-loop counters, verl's padding copies excluded.
+
+    `extra_fields[i]` is trajectory i's extra_fields dict as verl stores it: the agent loop's
+    counters at top level, compute_score's extras under "reward_extra_info".
+    """
+    if len(extra_fields) != len(padding):
+        raise ValueError(f"{len(extra_fields)} trajectories but {len(padding)} padding flags")
+    kept = [extra or {} for extra, is_padding in zip(extra_fields, padding) if not is_padding]
+    names = agent_fields()
+    rewards = [dict(extra.get("reward_extra_info") or {}) for extra in kept]
+    agent = [{name: extra[name] for name in names if name in extra} for extra in kept]
+    return {**mean_metrics(rewards, REWARD_PREFIX), **mean_metrics(agent, AGENT_PREFIX)}
+
+
+def padding_flags(batch: Any) -> list[bool]:
+    """Which trajectories of a KVBatchMeta are verl's padding copies (tags["is_padding"])."""
+    return [bool(tag.get("is_padding", False)) for tag in batch.tags]
+
+
+class RolloutMetricsTrainerMixin:
+    """Put before any verl v1 PPOTrainer class: logs reward extras and agent-loop counters each step."""
+
+    def _compute_metrics(self, batch, metrics: dict, timing_raw: dict, **kwargs: Any) -> None:
+        super()._compute_metrics(batch, metrics, timing_raw, **kwargs)
+        import transfer_queue as tq
+
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
+        metrics.update(rollout_metrics(as_list(data["extra_fields"]), padding_flags(batch)))
+
+
 class CurriculumTrainerMixin:
     """Put before a verl v1 PPOTrainer class: installs the sampler, feeds it, logs it."""
 
@@ -139,9 +202,8 @@ class CurriculumTrainerMixin:
 
             data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id,
                                    select_fields=["index", "extra_fields"])
-            padding = [tag.get("is_padding", False) for tag in batch.tags]
             indices, extra_fields = as_list(data["index"]), as_list(data["extra_fields"])
-            self.curriculum.update(*feedback_from_fields(indices, extra_fields, padding))
+            self.curriculum.update(*feedback_from_fields(indices, extra_fields, padding_flags(batch)))
         metrics.update(self.curriculum.metrics())
         return batch
 
@@ -150,18 +212,29 @@ def with_curriculum(trainer_cls: type) -> type:
     return type(f"Curriculum{trainer_cls.__name__}", (CurriculumTrainerMixin, trainer_cls), {})
 
 
+def with_rollout_metrics(trainer_cls: type) -> type:
+    return type(f"RolloutMetrics{trainer_cls.__name__}", (RolloutMetricsTrainerMixin, trainer_cls), {})
+
+
+def r1ci_trainer_cls(config: DictConfig) -> type:
+    """The trainer class `trainer.v1.trainer_mode` selects, with our mixins (the curriculum only if configured)."""
+    from verl.trainer.ppo.v1 import get_trainer_cls
+
+    trainer_cls = with_rollout_metrics(get_trainer_cls(config.trainer.v1.trainer_mode))
+    if curriculum_config(config) is not None:
+        trainer_cls = with_curriculum(trainer_cls)
+    return trainer_cls
+
+
 class _CurriculumTaskRunner(TaskRunnerV1.__ray_actor_class__):
-    """verl's TaskRunnerV1.run, with the trainer class wrapped when a curriculum is configured."""
+    """verl's TaskRunnerV1.run, with the trainer class from r1ci_trainer_cls."""
 
     def run(self, config: DictConfig) -> None:
         import transfer_queue as tq
-        from verl.trainer.ppo.v1 import get_trainer_cls
         from verl.utils.logging_utils import configure_verl_logging
 
         configure_verl_logging()
-        trainer_cls = get_trainer_cls(config.trainer.v1.trainer_mode)
-        if curriculum_config(config) is not None:
-            trainer_cls = with_curriculum(trainer_cls)
+        trainer_cls = r1ci_trainer_cls(config)
         config.transfer_queue.enable = True
         pprint(OmegaConf.to_container(config, resolve=True))
         OmegaConf.resolve(config)

@@ -15,7 +15,8 @@ from typing import Any, Iterable, Sequence
 from reward_fns.protocol import RESULTS_HEADER
 
 TOKENS_SUFFIX = ".tokens.jsonl"  # written by r1ci_verl.smoke.trajectory_dump
-REWARD_METRICS = ("acc", "format_ok", "num_code_calls")
+REWARD_METRICS = ("acc", "format_ok", "num_code_calls")  # reward/<name>/mean, logged by r1ci_verl.main_grpo
+AGENT_METRICS = ("num_code_calls", "code_timeouts", "code_exec_time_s", "answered")  # agent/<name>/mean
 
 
 @dataclass(frozen=True)
@@ -95,15 +96,21 @@ def check_weight_sync(metrics: dict[int, dict[str, Any]], steps: int, threshold:
     return Check("weight_sync.probs_diff", worst <= threshold, f"max over steps {worst:.2e} (limit {threshold:g})")
 
 
+def _check_means_logged(name: str, metrics: dict[int, dict[str, Any]], steps: int, prefix: str,
+                        keys: Sequence[str]) -> Check:
+    absent = [f"{key}@{step}" for step in range(1, steps + 1) for key in keys
+              if f"{prefix}/{key}/mean" not in metrics.get(step, {})]
+    return Check(name, not absent, f"missing {absent[:6]}" if absent else f"{prefix}/{{{', '.join(keys)}}}/mean at every step")
+
+
 def check_rewards_logged(metrics: dict[int, dict[str, Any]], steps: int) -> Check:
     """Our reward's extra keys reached verl's logs at every step."""
-    absent = [
-        f"{name}@{step}"
-        for step in range(1, steps + 1)
-        for name in REWARD_METRICS
-        if f"reward/{name}/mean" not in metrics.get(step, {})
-    ]
-    return Check("rewards.logged", not absent, f"missing {absent[:6]}" if absent else f"{', '.join(REWARD_METRICS)} at every step")
+    return _check_means_logged("rewards.logged", metrics, steps, "reward", REWARD_METRICS)
+
+
+def check_agent_metrics_logged(metrics: dict[int, dict[str, Any]], steps: int) -> Check:
+    """The agent loop's counters reached verl's logs at every step."""
+    return _check_means_logged("agent_metrics.logged", metrics, steps, "agent", AGENT_METRICS)
 
 
 def stage_of_step(step: int, steps_per_stage: int, num_stages: int) -> int:

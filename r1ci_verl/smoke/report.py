@@ -38,6 +38,7 @@ def run_checks(config: SmokeConfig) -> tuple[list[checks.Check], dict[str, Any]]
         *checks.check_agent_loop(trajectories, tokenizer),
         checks.check_weight_sync(metrics, total, config.max_rollout_probs_diff),
         checks.check_rewards_logged(metrics, total),
+        checks.check_agent_metrics_logged(metrics, total),
         *checks.check_curriculum(metrics, trajectories, stage_groups(config), config.steps_per_stage,
                                  config.num_stages),
         checks.check_resume(segments, config.steps_per_stage),
@@ -61,7 +62,7 @@ FIGURE_KEYS = (
     "curriculum/stage", "curriculum/pool_size", "training/rollout_probs_diff_max", "timing_s/step",
     "timing_s/gen", "critic/score/mean", "actor/pg_loss", "actor/kl_loss",
 )
-REWARD_SUFFIXES = ("/acc/mean", "/format_ok/mean", "/num_code_calls/mean")
+REWARD_SUFFIXES = ("/acc/mean", "/format_ok/mean", "/num_code_calls/mean", "/code_timeouts/mean")
 
 
 def _mean_latency(trajectories: list[dict[str, Any]]) -> float | None:

@@ -117,6 +117,14 @@ def test_weight_sync_and_reward_checks():
     assert not checks.check_rewards_logged(metrics, 2).passed
 
 
+def test_agent_metrics_check():
+    metrics = {s: {f"agent/{name}/mean": 0.5 for name in checks.AGENT_METRICS} for s in (1, 2)}
+    assert checks.check_agent_metrics_logged(metrics, 2).passed
+    del metrics[2]["agent/code_timeouts/mean"]
+    found = checks.check_agent_metrics_logged(metrics, 2)
+    assert not found.passed and "code_timeouts@2" in found.detail
+
+
 def test_curriculum_checks_follow_the_schedule():
     groups = [[1, 2], [3, 4]]
     metrics = {s: {"curriculum/stage": float(checks.stage_of_step(s, 2, 2))} for s in range(1, 5)}
