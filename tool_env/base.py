@@ -87,6 +87,21 @@ class Sandbox(abc.ABC):
         self.close()
 
 
+MIN_TIMEOUT_S = 0.01
+MAX_TIMEOUT_S = 3600.0
+
+
+def check_timeout(timeout_s: Any, default: float) -> float:
+    """A per-call timeout (None = the config's default), validated the same way by every backend."""
+    if timeout_s is None:
+        return default
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)):
+        raise TypeError(f"timeout_s must be a number of seconds, got {type(timeout_s).__name__}")
+    if not MIN_TIMEOUT_S <= timeout_s <= MAX_TIMEOUT_S:
+        raise ValueError(f"timeout_s={timeout_s} is outside [{MIN_TIMEOUT_S}, {MAX_TIMEOUT_S}]")
+    return float(timeout_s)
+
+
 def validate_code(code: Any) -> str:
     """Reject non-str code with a clear error before it reaches a worker."""
     if not isinstance(code, str):
@@ -94,4 +109,4 @@ def validate_code(code: Any) -> str:
     return code
 
 
-__all__ = ["AsyncSession", "Sandbox", "SandboxClosedError", "Session", "validate_code"]
+__all__ = ["AsyncSession", "Sandbox", "SandboxClosedError", "Session", "check_timeout", "validate_code"]

@@ -37,9 +37,8 @@ from e2b import (
 )
 from e2b_code_interpreter import Execution, OutputMessage
 
-from tool_env.base import AsyncSession, Sandbox, SandboxClosedError, Session, validate_code
+from tool_env.base import AsyncSession, Sandbox, SandboxClosedError, Session, check_timeout, validate_code
 from tool_env.config import SandboxConfig
-from tool_env.local.sandbox import check_timeout
 from tool_env.metrics import SandboxMetrics
 from tool_env.result import ExecutionError, ExecutionResult
 from tool_env.truncate import truncate_text

@@ -39,9 +39,8 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from tool_env.base import AsyncSession, Sandbox, SandboxClosedError, Session, validate_code
+from tool_env.base import AsyncSession, Sandbox, SandboxClosedError, Session, check_timeout, validate_code
 from tool_env.config import BACKENDS, SandboxConfig
-from tool_env.local.sandbox import check_timeout
 from tool_env.metrics import SandboxMetrics
 from tool_env.result import ExecutionError, ExecutionResult
 

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tool_env.base import AsyncSession, Sandbox, SandboxClosedError, Session, validate_code
+from tool_env.base import AsyncSession, Sandbox, SandboxClosedError, Session, check_timeout, validate_code
 from tool_env.config import SandboxConfig
 from tool_env.local.isolation import build_plan, resolve_isolation
 from tool_env.local.pool import FairSlots, WorkerPool
@@ -27,20 +27,8 @@ from tool_env.local.worker import Worker, WorkerDied
 from tool_env.metrics import SandboxMetrics
 from tool_env.result import ExecutionError, ExecutionResult
 
-MAX_TIMEOUT_S = 3600.0
-MIN_TIMEOUT_S = 0.01
 ASYNC_THREADS = 512  # blocking I/O threads for the asyncio face; idle ones cost nothing
 TTL_SWEEP_MIN_S = 0.5
-
-
-def check_timeout(timeout_s: Any, default: float) -> float:
-    if timeout_s is None:
-        return default
-    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)):
-        raise TypeError(f"timeout_s must be a number of seconds, got {type(timeout_s).__name__}")
-    if not MIN_TIMEOUT_S <= timeout_s <= MAX_TIMEOUT_S:
-        raise ValueError(f"timeout_s={timeout_s} is outside [{MIN_TIMEOUT_S}, {MAX_TIMEOUT_S}]")
-    return float(timeout_s)
 
 
 def crash_result(reason: str, queue_wait_s: float, duration_s: float, **extra: Any) -> ExecutionResult:
