@@ -63,12 +63,13 @@ def masked_spans(mask: Sequence[int], ids: Sequence[int], pad_id: int | None) ->
     return spans
 
 
-def check_agent_loop(trajectories: list[dict[str, Any]], tokenizer) -> list[Check]:
+def check_agent_loop(trajectories: list[dict[str, Any]], tokenizer, min_code_calls: int = 1) -> list[Check]:
     """Our loop ran in verl's rollout: code executed, results inserted, and masked from the loss."""
     if not trajectories:
         return [Check("agent_loop.trajectories_dumped", False, "no *.tokens.jsonl rollout dumps found")]
     calls = sum(int(t.get("num_code_calls") or 0) for t in trajectories)
-    checks = [Check("agent_loop.code_executed", calls > 0, f"{calls} code blocks executed in {len(trajectories)} trajectories")]
+    checks = [Check("agent_loop.code_executed", calls >= max(1, min_code_calls),
+                    f"{calls} code blocks executed in {len(trajectories)} trajectories (need >= {max(1, min_code_calls)})")]
     pad_id = tokenizer.pad_token_id
     spans_total, bad = 0, []
     for t in trajectories:

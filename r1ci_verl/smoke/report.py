@@ -35,7 +35,7 @@ def run_checks(config: SmokeConfig) -> tuple[list[checks.Check], dict[str, Any]]
     segments = [sorted(checks.load_metrics([p])) for p in present]
     total = config.total_steps
     found = [
-        *checks.check_agent_loop(trajectories, tokenizer),
+        *checks.check_agent_loop(trajectories, tokenizer, config.min_code_calls),
         checks.check_weight_sync(metrics, total, config.max_rollout_probs_diff),
         checks.check_rewards_logged(metrics, total),
         checks.check_agent_metrics_logged(metrics, total),

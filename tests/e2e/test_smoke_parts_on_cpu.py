@@ -94,6 +94,8 @@ def test_agent_loop_checks_accept_masked_results_blocks(tmp_path):
     found = {c.name: c.passed for c in checks.check_agent_loop([good], tokenizer)}
     assert found == {"agent_loop.code_executed": True, "agent_loop.results_blocks_inserted": True,
                      "agent_loop.only_results_masked": True}
+    too_few = checks.check_agent_loop([good], tokenizer, min_code_calls=2)[0]
+    assert too_few.name == "agent_loop.code_executed" and not too_few.passed and "need >= 2" in too_few.detail
 
 
 def test_agent_loop_checks_reject_masked_model_text_and_no_calls(tmp_path):
