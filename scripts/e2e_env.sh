@@ -83,6 +83,7 @@ build_env() {
 
 install_project() {
     log "installing this project (editable, --no-deps) from ${REPO_ROOT}"
+    "${PIP[@]}" install -q "setuptools>=77"   # the project's build backend (SPDX licence field)
     "${PIP[@]}" install -q --no-deps --no-build-isolation -e "${REPO_ROOT}"
 }
 

@@ -47,6 +47,8 @@ if [[ ! -x $VENV/bin/python ]]; then
 fi
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 
+# pip's older resolvers backtrack for many minutes over verl's dependency tree; a current one does not.
+"${PIP[@]}" --upgrade "pip>=25"
 log "installing torch 2.13.0 (CPU build)"
 "${PIP[@]}" torch==2.13.0
 log "installing r1ci-verl[$EXTRAS]"
