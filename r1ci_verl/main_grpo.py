@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import fields
 from pprint import pprint
 from typing import Any, Sequence
 
@@ -30,6 +29,7 @@ import ray
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from r1ci_verl.curriculum import CurriculumConfig, CurriculumSampler, load_pass_rates
+from r1ci_verl.rollout_metrics import as_list, padding_flags, rollout_metrics
 from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
 
 logger = logging.getLogger(__name__)
@@ -107,58 +107,6 @@ def feedback_from_fields(indices: Sequence[Any], extra_fields: Sequence[Any], pa
         qids.append(int(qid))
         accs.append(float(info["acc"]))
     return qids, accs
-
-
-def as_list(values: Any) -> list:
-    """A TensorDict entry (tensor, NonTensorStack or plain list) as a Python list."""
-    return values.tolist() if hasattr(values, "tolist") else list(values)
-
-
-def plain_value(value: Any) -> Any:
-    """A 0-d tensor / numpy scalar as the Python value it holds; anything else unchanged."""
-    return value.item() if hasattr(value, "item") else value
-
-
-REWARD_PREFIX = "reward"
-AGENT_PREFIX = "agent"
-
-
-def agent_fields() -> tuple[str, ...]:
-    """Counters our agent loop exports per trajectory (r1ci_verl.agent_loop.TrajectoryStats)."""
-    from r1ci_verl.agent_loop import TrajectoryStats
-
-    return tuple(f.name for f in fields(TrajectoryStats))
-
-
-def mean_metrics(records: Sequence[dict[str, Any]], prefix: str) -> dict[str, float]:
-    """`<prefix>/<key>/mean` over each key's numeric and boolean values (None and text skipped)."""
-    values: dict[str, list[float]] = {}
-    for record in records:
-        for key, value in record.items():
-            value = plain_value(value)
-            if isinstance(value, (bool, int, float)):
-                values.setdefault(key, []).append(float(value))
-    return {f"{prefix}/{key}/mean": sum(v) / len(v) for key, v in values.items()}
-
-
-def rollout_metrics(extra_fields: Sequence[Any], padding: Sequence[bool]) -> dict[str, float]:
-    """Step means of the reward extras and agent-loop counters, verl's padding copies excluded.
-
-    `extra_fields[i]` is trajectory i's extra_fields dict as verl stores it: the agent loop's
-    counters at top level, compute_score's extras under "reward_extra_info".
-    """
-    if len(extra_fields) != len(padding):
-        raise ValueError(f"{len(extra_fields)} trajectories but {len(padding)} padding flags")
-    kept = [extra or {} for extra, is_padding in zip(extra_fields, padding) if not is_padding]
-    names = agent_fields()
-    rewards = [dict(extra.get("reward_extra_info") or {}) for extra in kept]
-    agent = [{name: extra[name] for name in names if name in extra} for extra in kept]
-    return {**mean_metrics(rewards, REWARD_PREFIX), **mean_metrics(agent, AGENT_PREFIX)}
-
-
-def padding_flags(batch: Any) -> list[bool]:
-    """Which trajectories of a KVBatchMeta are verl's padding copies (tags["is_padding"])."""
-    return [bool(tag.get("is_padding", False)) for tag in batch.tags]
 
 
 class RolloutMetricsTrainerMixin:

@@ -11,12 +11,14 @@ import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from r1ci_verl.smoke.config import SmokeConfig  # a light dataclass: its defaults are the CLI's
+
     parser = subparsers.add_parser("smoke", help="CPU smoke run: data, SFT, staged GRPO with our agent loop; checks")
     parser.add_argument("--out", default="runs/smoke", help="run directory (default: %(default)s)")
     parser.add_argument("--num-stages", type=int, default=2, help="curriculum stages (default: %(default)s)")
     parser.add_argument("--steps-per-stage", type=int, default=2, help="GRPO steps per stage (default: %(default)s)")
     parser.add_argument("--questions-per-task", type=int, default=12, help="questions per task (default: %(default)s)")
-    parser.add_argument("--sft-epochs", type=int, default=6, help="SFT epochs over the teacher data (default: %(default)s)")
+    parser.add_argument("--sft-epochs", type=int, default=SmokeConfig.sft_epochs, help="SFT epochs over the teacher data (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--check-only", action="store_true", help="only re-run the checks on an existing --out")
     parser.add_argument("overrides", nargs="*", help="extra hydra overrides for the GRPO stages")

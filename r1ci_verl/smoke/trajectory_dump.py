@@ -20,7 +20,7 @@ from typing import Any
 import transfer_queue as tq
 from verl.trainer.ppo.v1 import PPOTrainerSync, register_trainer
 
-from r1ci_verl.main_grpo import agent_fields, as_list, plain_value
+from r1ci_verl.rollout_metrics import agent_fields, as_list, plain_value
 
 TRAINER_MODE = "r1ci_smoke_sync"
 TOKENS_SUFFIX = ".tokens.jsonl"

@@ -6,14 +6,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from r1ci_verl.main_grpo import (
-    CurriculumTrainerMixin,
-    RolloutMetricsTrainerMixin,
-    agent_fields,
-    as_list,
-    r1ci_trainer_cls,
-    rollout_metrics,
-)
+from r1ci_verl.main_grpo import CurriculumTrainerMixin, RolloutMetricsTrainerMixin, r1ci_trainer_cls
+from r1ci_verl.rollout_metrics import agent_fields, as_list, rollout_metrics
 
 
 def trajectory(acc: float, calls: int, timeouts: int, exec_s: float, answered: bool, stop: str = "eos") -> dict:
