@@ -138,7 +138,8 @@ def build_plan(level: str, config: SandboxConfig) -> LaunchPlan:
         settings.update(
             kill_mode="pidns",
             workdir=NAMESPACE_WORKDIR,
-            scratch_dirs=["/tmp", "/dev/shm"],
+            scratch_dirs=list(PRIVATE_MOUNTS),
+            keep_paths=interpreter_paths_to_keep(),
             child_uid=None,  # the namespace maps a single uid; `user=` below drops us to it
             env=_minimal_env(NAMESPACE_WORKDIR),
         )
@@ -157,8 +158,26 @@ def build_plan(level: str, config: SandboxConfig) -> LaunchPlan:
     return LaunchPlan(level, boot, settings["env"], settings, user=None, lease=lease, host_dir=host_dir)
 
 
+PRIVATE_MOUNTS = ("/tmp", "/dev/shm")  # replaced by empty tmpfs inside the sandbox
+
+
+def interpreter_paths_to_keep() -> list[str]:
+    """Host paths the sandboxed Python needs that a private /tmp or /dev/shm would hide.
+
+    A checkout or virtualenv under /tmp (common in CI) holds the interpreter, its
+    site-packages and this package; they are bound back read-only, nothing else of /tmp is.
+    """
+    wanted = {sys.prefix, sys.base_prefix, sys.exec_prefix, PACKAGE_ROOT, os.path.dirname(sys.executable)}
+    wanted |= {os.path.realpath(p) for p in list(wanted)}
+    hidden = sorted(
+        p for p in wanted if any(p == m or p.startswith(m + "/") for m in PRIVATE_MOUNTS) and p not in PRIVATE_MOUNTS
+    )
+    return [p for i, p in enumerate(hidden) if not any(p.startswith(q + "/") for q in hidden[:i])]
+
+
 def _bwrap_argv(disk_mb: int) -> list[str]:
     size = str(disk_mb * 1024 * 1024)
+    keep = [arg for path in interpreter_paths_to_keep() for arg in ("--ro-bind", path, path)]
     return [
         "bwrap",
         "--unshare-all",  # user, pid, net (loopback only), ipc, uts, cgroup
@@ -170,6 +189,7 @@ def _bwrap_argv(disk_mb: int) -> list[str]:
         "--proc", "/proc",
         "--size", size, "--tmpfs", "/tmp",
         "--size", size, "--tmpfs", "/dev/shm",
+        *keep,
         "--uid", str(SANDBOX_UID),
         "--gid", str(SANDBOX_UID),
         "--hostname", "sandbox",

@@ -93,6 +93,7 @@ class Zygote:
             raise ValueError(f"kill_mode={self.kill_mode!r}: expected one of {KILL_MODES}")
         self.workdir = settings["workdir"]
         self.scratch_dirs = [d for d in settings["scratch_dirs"] if d]
+        self.keep_paths = tuple(settings.get("keep_paths", ()))  # read-only binds inside scratch
         self.max_output_chars = int(settings["max_output_chars"])
         self.max_stream_bytes = int(settings["max_stream_bytes"])
         self.child_uid = settings.get("child_uid")
@@ -348,7 +349,7 @@ class Zygote:
 
     def wipe_scratch(self) -> None:
         for path in self.scratch_dirs:
-            _wipe(path)
+            _wipe(path, self.keep_paths)
         os.makedirs(self.workdir, exist_ok=True)
         if self.child_uid is not None and os.getuid() == 0:
             os.chown(self.workdir, self.child_uid, self.child_uid)
@@ -356,13 +357,8 @@ class Zygote:
     def scratch_used(self) -> bool:
         """Cheap check that skips the wipe for the common run that wrote no files."""
         for path in self.scratch_dirs:
-            try:
-                with os.scandir(path) as entries:
-                    for entry in entries:
-                        if entry.path != self.workdir:
-                            return True
-            except OSError:
-                continue
+            if _has_entries(path, skip=(self.workdir, *self.keep_paths)):
+                return True
         try:
             return bool(os.listdir(self.workdir))
         except OSError:
@@ -551,13 +547,37 @@ def _crash_report(raw: int | None) -> tuple[int | None, dict[str, Any]]:
     return status, {"name": "WorkerCrashed", "message": message, "traceback": ""}
 
 
-def _wipe(path: str) -> None:
-    """Empty a scratch directory even if the run chmod-ed things away."""
+def _holds(entry_path: str, paths: tuple[str, ...]) -> bool:
+    """True if `entry_path` is an ancestor of one of `paths` (a directory to descend into)."""
+    return any(p.startswith(entry_path + "/") for p in paths)
+
+
+def _has_entries(path: str, skip: tuple[str, ...]) -> bool:
+    """Whether `path` holds anything besides the `skip` paths and their parent directories."""
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.path in skip:
+                    continue
+                if not _holds(entry.path, skip) or _has_entries(entry.path, skip):
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def _wipe(path: str, keep: tuple[str, ...] = ()) -> None:
+    """Empty a scratch directory even if the run chmod-ed things away; `keep` paths survive."""
     try:
         entries = list(os.scandir(path))
     except OSError:
         return
     for entry in entries:
+        if entry.path in keep:
+            continue
+        if _holds(entry.path, keep):
+            _wipe(entry.path, keep)
+            continue
         try:
             if entry.is_dir(follow_symlinks=False):
                 _make_writable(entry.path)
