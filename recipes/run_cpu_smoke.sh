@@ -3,7 +3,7 @@
 # data slice -> scripted-teacher SFT (verl sft_trainer) -> improvement potential -> staged GRPO
 # (2 stages x 2 steps, vLLM-CPU rollout, our agent loop executing code in our sandbox, our
 # reward), a stage-boundary checkpoint and a resume -> assertions and a report.
-# Hardware: any x86-64 Linux machine, 2+ cores, ~8 GB RAM, no GPU. ~15 min after set-up.
+# Hardware: any x86-64 Linux machine, 2+ cores, ~8 GB RAM, no GPU. ~6 min after set-up (2 cores).
 #
 # The first call builds the e2e environment (vLLM-CPU + verl, ~4 GB, cached; see
 # scripts/e2e_env.sh). Usage:  recipes/run_cpu_smoke.sh [--out runs/smoke] [hydra overrides...]

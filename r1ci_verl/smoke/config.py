@@ -13,7 +13,7 @@ DEFAULT_TEST_TASKS = ("bbh/multistep_arithmetic_two",)
 
 @dataclass
 class SmokeConfig:
-    """What one `r1ci smoke` run does; defaults keep it near 15 minutes on 2 cores."""
+    """What one `r1ci smoke` run does; defaults keep it near 6 minutes on 2 cores (up to ~10 when loaded)."""
 
     out: Path
     train_tasks: tuple[str, ...] = DEFAULT_TRAIN_TASKS
