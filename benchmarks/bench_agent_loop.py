@@ -27,8 +27,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from r1ci_verl.agent_config import shared_sandbox
-from r1ci_verl.tiny import build_tiny_tokenizer
+from tool_env.shared import shared_sandbox
+from r1ci_verl.smoke.tiny_model import build_tiny_tokenizer
 from reward_fns import protocol
 from tool_env import SandboxConfig
 
@@ -53,7 +53,7 @@ def make_loop(tokenizer, server, sandbox: dict, response_length: int = 8192):
     from verl.experimental.agent_loop.agent_loop import DictConfigWrap
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
-    from r1ci_verl.agent_loop import CodeInterpreterAgentLoop
+    from r1ci_verl.rollout.agent_loop import CodeInterpreterAgentLoop
 
     config = OmegaConf.create(
         {
@@ -86,7 +86,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def bench_per_turn(tokenizer, turn_chars: int, repeats: int) -> None:
-    from r1ci_verl.agent_loop import _Trajectory
+    from r1ci_verl.rollout.agent_loop import _Trajectory
 
     loop = make_loop(tokenizer, server=None, sandbox={})
     turn_ids = tokenizer.encode(code_turn(0, turn_chars), add_special_tokens=False)

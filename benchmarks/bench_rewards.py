@@ -43,7 +43,7 @@ def ground_truth(task: str, answer: object, meta: dict) -> str:
 
 def bbh_samples(limit: int = 2_000) -> list[Sample]:
     samples = []
-    for path in sorted((Path(r1ci_verl.__file__).parent / "data" / "bbh").glob("*.jsonl")):
+    for path in sorted((Path(r1ci_verl.__file__).parent / "assets" / "bbh").glob("*.jsonl")):
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()[:80]):
             row = json.loads(line)
             task = f"bbh/{row['task']}"
@@ -71,7 +71,7 @@ def symbench_samples(limit: int = 1_000) -> list[Sample]:
     """SymBench rows whose stored solution is the answer text (exact-match tasks)."""
     samples = []
     registered = set(list_verifiers())
-    for path in sorted((Path(r1ci_verl.__file__).parent / "data" / "symbench").glob("*.jsonl")):
+    for path in sorted((Path(r1ci_verl.__file__).parent / "assets" / "symbench").glob("*.jsonl")):
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()[:40]):
             row = json.loads(line)
             task = f"symbench/{row['task']}"

@@ -13,7 +13,7 @@ import logging
 logger = logging.getLogger("r1ci_verl.plugin")
 
 # Modules whose import registers something with verl (agent loops, tool parsers, reward managers).
-REGISTERING_MODULES: tuple[str, ...] = ("r1ci_verl.agent_loop",)
+REGISTERING_MODULES: tuple[str, ...] = ("r1ci_verl.rollout.agent_loop",)
 
 
 def register_all() -> list[str]:

@@ -21,7 +21,7 @@ def test_sandbox() -> dict:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved tiny Qwen2 model and its tokenizer (AutoTokenizer / AutoModel load it)."""
-    from r1ci_verl.tiny import build_tiny_model
+    from r1ci_verl.smoke.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_model"))
 
@@ -57,7 +57,7 @@ def make_code_loop(tiny_tokenizer):
         from verl.experimental.agent_loop.agent_loop import DictConfigWrap
         from verl.utils.dataset.rl_dataset import RLHFDataset
 
-        from r1ci_verl.agent_loop import CodeInterpreterAgentLoop
+        from r1ci_verl.rollout.agent_loop import CodeInterpreterAgentLoop
 
         config = build_rollout_trainer_config(response_length=response_length, **(trainer_extra or {}))
         return CodeInterpreterAgentLoop(

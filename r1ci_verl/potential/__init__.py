@@ -1,7 +1,7 @@
 """Improvement potential Π = 4·p·(1−p) of each training question (R1-CI curriculum, offline step).
 
 p is the fraction of correct answers among samples drawn with four prompting strategies;
-questions are then split into stages by Π for the curriculum sampler (r1ci_verl.curriculum).
+questions are then split into stages by Π for the curriculum sampler (r1ci_verl.training.curriculum).
 """
 
 from r1ci_verl.potential.runner import (

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 from reward_fns.protocol import RESULTS_HEADER
 
 TOKENS_SUFFIX = ".tokens.jsonl"  # written by r1ci_verl.smoke.trajectory_dump
-REWARD_METRICS = ("acc", "format_ok", "num_code_calls")  # reward/<name>/mean, logged by r1ci_verl.main_grpo
+REWARD_METRICS = ("acc", "format_ok", "num_code_calls")  # reward/<name>/mean, logged by r1ci_verl.training.main_grpo
 AGENT_METRICS = ("num_code_calls", "code_timeouts", "code_exec_time_s", "answered")  # agent/<name>/mean
 
 

@@ -32,7 +32,7 @@ class SmokeConfig:
     # Improvement potential with the real `r1ci potential` (transformers backend, tiny model).
     potential_samples_per_strategy: int = 1
     potential_max_tokens: int = 32
-    # Staged GRPO (verl main_ppo via r1ci_verl.main_grpo, vLLM-CPU rollout, our agent loop).
+    # Staged GRPO (verl main_ppo via r1ci_verl.training.main_grpo, vLLM-CPU rollout, our agent loop).
     num_stages: int = 2
     steps_per_stage: int = 2
     train_batch_size: int = 2

@@ -13,7 +13,7 @@ def stage_groups(config: SmokeConfig) -> list[list[int]]:
     """The curriculum groups the sampler builds from the potential file (same function it uses)."""
     import pandas as pd
 
-    from r1ci_verl.curriculum import load_pass_rates
+    from r1ci_verl.training.curriculum import load_pass_rates
     from r1ci_verl.potential.stats import partition
 
     rates = load_pass_rates(str(config.out / "data" / "potential.jsonl"))

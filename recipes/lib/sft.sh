@@ -45,7 +45,7 @@ torchrun --nnodes="${NNODES}" --nproc_per_node="${GPUS_PER_NODE}" --node_rank="$
     data.train_files="${SFT_TRAIN_FILES}" \
     data.val_files="${SFT_VAL_FILES}" \
     data.messages_key=messages \
-    data.custom_cls.path=pkg://r1ci_verl.sft_dataset \
+    data.custom_cls.path=pkg://r1ci_verl.training.sft_dataset \
     data.custom_cls.name=CodeInterpreterSFTDataset \
     data.train_batch_size="${TRAIN_BATCH_SIZE}" \
     data.micro_batch_size_per_gpu="${MICRO_BATCH_SIZE}" \

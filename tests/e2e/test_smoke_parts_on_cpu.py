@@ -73,7 +73,7 @@ def test_teacher_runs_code_in_the_sandbox(tmp_path):
 
 
 def _tokenizer(tmp_path):
-    from r1ci_verl.tiny import build_tiny_tokenizer
+    from r1ci_verl.smoke.tiny_model import build_tiny_tokenizer
 
     return build_tiny_tokenizer(tmp_path / "tok")
 

@@ -167,7 +167,7 @@ async def test_output_spelling_a_special_token_stays_plain_text(roll, tiny_token
 
 
 async def test_session_is_closed_when_generation_raises(roll, monkeypatch):
-    import r1ci_verl.agent_loop as agent_loop_module
+    import r1ci_verl.rollout.agent_loop as agent_loop_module
 
     closed = []
     real_shared_sandbox = agent_loop_module.shared_sandbox
@@ -222,13 +222,13 @@ async def test_stateful_sandbox_keeps_variables_within_a_trajectory(roll, tiny_t
 
 async def test_sandbox_failure_is_shown_to_the_model_and_counted(roll, tiny_tokenizer, monkeypatch, caplog):
     """A real sandbox that has been closed: the loop goes on, the failure is logged at ERROR."""
-    import r1ci_verl.agent_loop as agent_loop_module
+    import r1ci_verl.rollout.agent_loop as agent_loop_module
     from tool_env import SandboxConfig, create_sandbox
 
     closed = create_sandbox(SandboxConfig(timeout_s=2.0, pool_size=1))
     closed.close()
     monkeypatch.setattr(agent_loop_module, "shared_sandbox", lambda cfg: closed)
-    with caplog.at_level("ERROR", logger="r1ci_verl.agent_loop"):
+    with caplog.at_level("ERROR", logger="r1ci_verl.rollout.agent_loop"):
         out, _ = await roll(["```python\nprint(1)\n```\n", "<<<1>>>"])
     (results,) = inserted_text(tiny_tokenizer, out)
     assert results.startswith("Code Execution Results:\nSandboxError: ")

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from r1ci_verl.curriculum import CurriculumConfig, CurriculumSampler, load_pass_rates
+from r1ci_verl.training.curriculum import CurriculumConfig, CurriculumSampler, load_pass_rates
 from r1ci_verl.potential import partition, write_table
 
 # 12 questions with ids 100..111 at dataset rows 0..11. Π = 4p(1-p): p=0.5 -> 1.0, p=0 or 1 -> 0.

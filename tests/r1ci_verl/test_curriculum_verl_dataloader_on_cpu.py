@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_module
 
-from r1ci_verl.curriculum import CurriculumSampler
-from r1ci_verl.main_grpo import (
+from r1ci_verl.training.curriculum import CurriculumSampler
+from r1ci_verl.training.main_grpo import (
     as_list,
     build_curriculum_dataloader,
     check_config,
@@ -16,7 +16,7 @@ from r1ci_verl.main_grpo import (
     with_curriculum,
 )
 from r1ci_verl.potential import partition, write_table
-from r1ci_verl.tiny import build_tiny_tokenizer
+from r1ci_verl.smoke.tiny_model import build_tiny_tokenizer
 
 NUM_QUESTIONS = 16
 QIDS = [1000 + 7 * i for i in range(NUM_QUESTIONS)]  # ids unrelated to row positions

@@ -9,11 +9,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from r1ci_verl.data_build import BuildConfig, build
-from r1ci_verl.hf_symbench import data_file_url, load_symbench_records
-from r1ci_verl.tasks import TaskDataError, get_task
+from r1ci_verl.data.build import BuildConfig, build
+from r1ci_verl.data.hf_symbench import data_file_url, load_symbench_records
+from r1ci_verl.data.tasks import TaskDataError, get_task
 
-BUNDLED = Path(__file__).resolve().parents[2] / "r1ci_verl" / "data" / "symbench"
+BUNDLED = Path(__file__).resolve().parents[2] / "r1ci_verl" / "assets" / "symbench"
 TASKS = ("blocksworld", "pooling")  # blocksworld: meta objects of different shapes per record
 
 

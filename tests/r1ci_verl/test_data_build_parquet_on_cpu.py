@@ -10,10 +10,10 @@ import pytest
 
 from reward_fns.protocol import SYSTEM_PROMPT
 from reward_fns.registry import Reference, get_verifier
-from r1ci_verl import data_build
+from r1ci_verl.data import build as data_build
 from r1ci_verl.cli import main as cli_main
-from r1ci_verl.data_build import RL_SCHEMA, BuildConfig, BuildError, build, question_index, write_parquet_atomic
-from r1ci_verl.splits import SplitError, load_split
+from r1ci_verl.data.build import RL_SCHEMA, BuildConfig, BuildError, build, question_index, write_parquet_atomic
+from r1ci_verl.data.splits import SplitError, load_split
 
 TRAIN_TASKS = ["symbench/game24", "symbench/pooling", "reasoning_gym/gcd"]
 TEST_TASKS = ["symbench/letter_logic_diagram", "bbh/navigate", "reasoning_gym/base_conversion"]
@@ -181,7 +181,7 @@ def test_crash_mid_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
 
 
 def build_rows() -> list[dict]:
-    from r1ci_verl.tasks import get_task
+    from r1ci_verl.data.tasks import get_task
 
     task = get_task("symbench/pooling")
     return [data_build.rl_row(task, q, "train") for q in task.questions(2)]

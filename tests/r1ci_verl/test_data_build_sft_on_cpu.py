@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from reward_fns import protocol
-from r1ci_verl.data_build import SFT_SCHEMA, BuildConfig, BuildError, build, build_sft
-from r1ci_verl.sft_render import Step, TrajectoryError, render_messages, render_trajectory
-from r1ci_verl.splits import load_split
+from r1ci_verl.data.build import SFT_SCHEMA, BuildConfig, BuildError, build, build_sft
+from r1ci_verl.data.sft_render import Step, TrajectoryError, render_messages, render_trajectory
+from r1ci_verl.data.splits import load_split
 from tool_env.result import ExecutionError, ExecutionResult
 from fakes import FakeScriptedLLMServer
 

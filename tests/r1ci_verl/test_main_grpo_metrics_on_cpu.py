@@ -1,4 +1,4 @@
-"""Per-step reward/agent metrics that r1ci_verl.main_grpo logs for every run, on batch-shaped inputs."""
+"""Per-step reward/agent metrics that r1ci_verl.training.main_grpo logs for every run, on batch-shaped inputs."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from r1ci_verl.main_grpo import CurriculumTrainerMixin, RolloutMetricsTrainerMixin, r1ci_trainer_cls
-from r1ci_verl.rollout_metrics import agent_fields, as_list, rollout_metrics
+from r1ci_verl.training.main_grpo import CurriculumTrainerMixin, RolloutMetricsTrainerMixin, r1ci_trainer_cls
+from r1ci_verl.rollout.metrics import agent_fields, as_list, rollout_metrics
 
 
 def trajectory(acc: float, calls: int, timeouts: int, exec_s: float, answered: bool, stop: str = "eos") -> dict:

@@ -30,7 +30,7 @@ def test_plain_import_of_verl_registers_the_loop_in_a_fresh_process():
     assert proc.returncode == 0, proc.stderr[-2000:]
     loaded_by_verl, registration = json.loads(proc.stdout.strip().splitlines()[-1])
     assert loaded_by_verl is True
-    assert registration == {"_target_": "r1ci_verl.agent_loop.CodeInterpreterAgentLoop"}
+    assert registration == {"_target_": "r1ci_verl.rollout.agent_loop.CodeInterpreterAgentLoop"}
 
 
 def test_failed_registration_is_logged_loudly(monkeypatch, caplog):

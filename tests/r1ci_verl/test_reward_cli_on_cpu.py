@@ -53,7 +53,7 @@ def test_gold_self_check_on_bundled_data(capsys):
 
     import r1ci_verl
 
-    data = Path(r1ci_verl.__file__).parent / "data" / "bbh" / "dyck_languages.jsonl"
+    data = Path(r1ci_verl.__file__).parent / "assets" / "bbh" / "dyck_languages.jsonl"
     assert main(["reward", "check", "--data", str(data), "--gold", "--fail-under", "1.0"]) == 0
     assert "bbh/dyck_languages" in capsys.readouterr().out
 

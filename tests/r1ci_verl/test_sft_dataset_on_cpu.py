@@ -10,9 +10,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
 
-from r1ci_verl.data_build import SFT_SCHEMA, write_parquet_atomic
-from r1ci_verl.sft_dataset import CodeInterpreterSFTDataset, token_positions_inside
-from r1ci_verl.sft_render import Step, render_sft_row
+from r1ci_verl.data.build import SFT_SCHEMA, write_parquet_atomic
+from r1ci_verl.training.sft_dataset import CodeInterpreterSFTDataset, token_positions_inside
+from r1ci_verl.data.sft_render import Step, render_sft_row
 from reward_fns import protocol
 from tool_env.result import ExecutionError, ExecutionResult
 
@@ -174,7 +174,7 @@ def test_verl_sft_trainer_builds_our_dataset_from_custom_cls(sft_parquet, tiny_t
         cfg = compose(
             config_name="sft_trainer_engine",
             overrides=[
-                "data.custom_cls.path=pkg://r1ci_verl.sft_dataset",
+                "data.custom_cls.path=pkg://r1ci_verl.training.sft_dataset",
                 "data.custom_cls.name=CodeInterpreterSFTDataset",
                 "data.max_length=2048",
             ],

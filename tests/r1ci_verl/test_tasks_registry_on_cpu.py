@@ -9,13 +9,13 @@ import pytest
 
 from reward_fns import protocol
 from reward_fns.registry import Reference, get_verifier, has_verifier
-from r1ci_verl.tasks import CATEGORIES, FAMILIES, TaskDataError, get_task, list_tasks, register_task
-from r1ci_verl.tasks.bbh import BBH_CATEGORIES, BBHTask
-from r1ci_verl.tasks.reasoning_gym import REASONING_GYM_CATEGORIES, ReasoningGymTask, enabled_datasets, task_seed
-from r1ci_verl.tasks.symbench import SYMBENCH_CATEGORIES, SymBenchTask
-from r1ci_verl.tasks.symbench_prompts import PROMPT_RENDERERS
+from r1ci_verl.data.tasks import CATEGORIES, FAMILIES, TaskDataError, get_task, list_tasks, register_task
+from r1ci_verl.data.tasks.bbh import BBH_CATEGORIES, BBHTask
+from r1ci_verl.data.tasks.reasoning_gym import REASONING_GYM_CATEGORIES, ReasoningGymTask, enabled_datasets, task_seed
+from r1ci_verl.data.tasks.symbench import SYMBENCH_CATEGORIES, SymBenchTask
+from r1ci_verl.data.tasks.symbench_prompts import PROMPT_RENDERERS
 
-DATA = Path(__file__).resolve().parents[2] / "r1ci_verl" / "data"
+DATA = Path(__file__).resolve().parents[2] / "r1ci_verl" / "assets"
 
 
 def line_count(path: Path) -> int:

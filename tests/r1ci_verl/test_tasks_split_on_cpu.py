@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from r1ci_verl.splits import (
+from r1ci_verl.data.splits import (
     CURRENT_VERSION,
     PAPER_TEST_TASKS,
     SplitError,
@@ -14,7 +14,7 @@ from r1ci_verl.splits import (
     split_path,
     write_split,
 )
-from r1ci_verl.tasks import list_tasks
+from r1ci_verl.data.tasks import list_tasks
 
 
 def base(name: str) -> str:

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from omegaconf import OmegaConf
 
-from r1ci_verl.tool import TOOL_NAME, CodeInterpreterTool
+from r1ci_verl.rollout.tool import TOOL_NAME, CodeInterpreterTool
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "configs" / "code_tool.yaml"
 

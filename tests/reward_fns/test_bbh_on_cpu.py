@@ -13,7 +13,7 @@ from reward_fns import bbh
 from reward_fns.registry import Reference, get_verifier
 from reward_fns.scoring import compute_score
 
-BBH_DIR = Path(r1ci_verl.__file__).parent / "data" / "bbh"
+BBH_DIR = Path(r1ci_verl.__file__).parent / "assets" / "bbh"
 OPTION = re.compile(r"^\(([A-Z])\)$")
 
 

@@ -11,7 +11,7 @@ import r1ci_verl
 from reward_fns.scoring import compute_score
 from reward_fns.symbench import reference_from_record
 
-DATA_DIR = Path(r1ci_verl.__file__).parent / "data" / "symbench"
+DATA_DIR = Path(r1ci_verl.__file__).parent / "assets" / "symbench"
 
 
 def first_record(task: str) -> dict:

@@ -28,7 +28,7 @@ from reward_fns.parsing import (
 from reward_fns.registry import Reference
 from reward_fns.symbench import TASK_VERIFIERS, ReferenceDataError, reference_from_record
 
-DATA_DIR = Path(r1ci_verl.__file__).parent / "data" / "symbench"
+DATA_DIR = Path(r1ci_verl.__file__).parent / "assets" / "symbench"
 FIRST_RECORDS = {
     path.stem: json.loads(path.read_text(encoding="utf-8").splitlines()[0])
     for path in sorted(DATA_DIR.glob("*.jsonl"))

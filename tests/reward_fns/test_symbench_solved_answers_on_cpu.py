@@ -19,7 +19,7 @@ import r1ci_verl
 from reward_fns.protocol import extract_answer
 from reward_fns.symbench import TASK_VERIFIERS, reference_from_record
 
-DATA_DIR = Path(r1ci_verl.__file__).parent / "data" / "symbench"
+DATA_DIR = Path(r1ci_verl.__file__).parent / "assets" / "symbench"
 LOGIC_PUZZLE_MAX_NODES = 300_000  # search budget per instance (deterministic, unlike a clock)
 
 

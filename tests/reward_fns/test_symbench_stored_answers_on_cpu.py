@@ -18,7 +18,7 @@ from reward_fns.symbench import TASK_VERIFIERS, reference_from_record
 from reward_fns.symbench.exact import synthesis_decomposition_fields
 from reward_fns.symbench.puzzles import book_constraints, parse_equation
 
-DATA_DIR = Path(r1ci_verl.__file__).parent / "data" / "symbench"
+DATA_DIR = Path(r1ci_verl.__file__).parent / "assets" / "symbench"
 
 
 def load_records(task: str) -> list[dict]:

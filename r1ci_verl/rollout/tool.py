@@ -1,7 +1,7 @@
 """CodeInterpreterTool: a drop-in verl BaseTool for JSON function-calling models (hermes format).
 
     tools:
-      - class_name: r1ci_verl.tool.CodeInterpreterTool
+      - class_name: r1ci_verl.rollout.tool.CodeInterpreterTool
         config: {type: native, timeout_s: 60, stateful: false}
 
 Stateless by default: every call is a fresh script. With ``stateful: true`` variables persist
@@ -21,7 +21,7 @@ from uuid import uuid4
 from verl.tools.base_tool import BaseTool
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
-from r1ci_verl.agent_config import shared_sandbox
+from tool_env.shared import shared_sandbox
 from reward_fns import protocol
 from tool_env import AsyncSession, ExecutionResult, SandboxConfig
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from r1ci_verl.tasks.base import TaskDataError
+from r1ci_verl.data.tasks.base import TaskDataError
 
 
 def parse_records(lines: Iterable[str], origin: str, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:

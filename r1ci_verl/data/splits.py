@@ -21,7 +21,9 @@ from typing import Iterable
 
 import yaml
 
-SPLIT_DIR = Path(__file__).resolve().parent
+from r1ci_verl.data.assets import SPLITS_DIR
+
+SPLIT_DIR = SPLITS_DIR
 CURRENT_VERSION = 1
 PAPER_TEST_TASKS = 37  # R1-Code-Interpreter holds out 37 of its 144 tasks
 TEST_ONLY_FAMILIES = ("bbh",)  # evaluation data: must never reach SFT or RL training

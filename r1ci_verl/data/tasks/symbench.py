@@ -9,11 +9,12 @@ from typing import Any, ClassVar, Iterable, Iterator
 from reward_fns.protocol import user_prompt
 from reward_fns.registry import Reference
 from reward_fns.symbench import reference_from_record
-from r1ci_verl.tasks.base import Task, TaskDataError, TaskQuestion, register_task
-from r1ci_verl.tasks.records import read_jsonl_records, sha256_file
-from r1ci_verl.tasks.symbench_prompts import PROMPT_RENDERERS
+from r1ci_verl.data.assets import SYMBENCH_DIR
+from r1ci_verl.data.tasks.base import Task, TaskDataError, TaskQuestion, register_task
+from r1ci_verl.data.tasks.records import read_jsonl_records, sha256_file
+from r1ci_verl.data.tasks.symbench_prompts import PROMPT_RENDERERS
 
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data" / "symbench"
+BUNDLED_DIR = SYMBENCH_DIR
 RECORD_FIELDS = ("id", "task", "question", "solution", "meta")
 
 # execution: follow stated rules exactly; planning: search for a plan or assignment that
@@ -79,7 +80,7 @@ class SymBenchTask(Task):
 
     def _records(self) -> Iterable[tuple[str, dict[str, Any]]]:
         if self.hf_repo is not None:
-            from r1ci_verl.hf_symbench import load_symbench_records
+            from r1ci_verl.data.hf_symbench import load_symbench_records
 
             yield from load_symbench_records(self.hf_repo, self.source_name, revision=self.hf_revision)
             return

@@ -1,9 +1,9 @@
-"""`python -m r1ci_verl.main_grpo`: verl's GRPO/PPO entry point with the curriculum sampler.
+"""`python -m r1ci_verl.training.main_grpo`: verl's GRPO/PPO entry point with the curriculum sampler.
 
 Same hydra config and overrides as `python -m verl.trainer.main_ppo`; add a `+curriculum.*`
 block to train in stages (see CurriculumConfig), e.g.
 
-    python -m r1ci_verl.main_grpo algorithm.adv_estimator=grpo data.train_files=train.parquet ... \
+    python -m r1ci_verl.training.main_grpo algorithm.adv_estimator=grpo data.train_files=train.parquet ... \
         +curriculum.potential_file=potential.parquet +curriculum.steps_per_stage=150
 
 verl 0.9.1 has no sampler hook and logs neither our reward's extra keys nor the agent loop's
@@ -28,8 +28,8 @@ import hydra
 import ray
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from r1ci_verl.curriculum import CurriculumConfig, CurriculumSampler, load_pass_rates
-from r1ci_verl.rollout_metrics import as_list, padding_flags, rollout_metrics
+from r1ci_verl.training.curriculum import CurriculumConfig, CurriculumSampler, load_pass_rates
+from r1ci_verl.rollout.metrics import as_list, padding_flags, rollout_metrics
 from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
 
 logger = logging.getLogger(__name__)
@@ -242,6 +242,6 @@ def main(config: DictConfig) -> None:
 
 if __name__ == "__main__":
     # Import by module name so Ray pickles the task runner by reference, not from __main__.
-    from r1ci_verl.main_grpo import main as _main
+    from r1ci_verl.training.main_grpo import main as _main
 
     _main()

@@ -17,7 +17,7 @@ straddles a block boundary (e.g. a merged run of newlines) stays trained, so not
 wrote is ever masked.
 
 Use with verl's SFT trainer:
-``data.custom_cls.path=pkg://r1ci_verl.sft_dataset data.custom_cls.name=CodeInterpreterSFTDataset``.
+``data.custom_cls.path=pkg://r1ci_verl.training.sft_dataset data.custom_cls.name=CodeInterpreterSFTDataset``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Iterator
 
 from reward_fns.protocol import user_prompt
 from reward_fns.registry import Reference
-from r1ci_verl.tasks.base import Task, TaskDataError, TaskQuestion, register_task
+from r1ci_verl.data.tasks.base import Task, TaskDataError, TaskQuestion, register_task
 
 # execution: follow stated rules or compute exactly; planning: search for a plan or an
 # assignment that satisfies constraints; reasoning: infer from clues, patterns or language.

@@ -8,10 +8,11 @@ from typing import Any, ClassVar, Iterator
 
 from reward_fns.protocol import user_prompt
 from reward_fns.registry import Reference
-from r1ci_verl.tasks.base import Task, TaskDataError, TaskQuestion, register_task
-from r1ci_verl.tasks.records import read_jsonl_records, sha256_file
+from r1ci_verl.data.assets import BBH_DIR
+from r1ci_verl.data.tasks.base import Task, TaskDataError, TaskQuestion, register_task
+from r1ci_verl.data.tasks.records import read_jsonl_records, sha256_file
 
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data" / "bbh"
+BUNDLED_DIR = BBH_DIR
 RECORD_FIELDS = ("id", "task", "question", "answer")
 
 BBH_CATEGORIES: dict[str, str] = {

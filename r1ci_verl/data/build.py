@@ -22,10 +22,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reward_fns.protocol import SYSTEM_PROMPT
-from r1ci_verl.sft_render import Step, TrajectoryError, render_sft_row
-from r1ci_verl.splits import CURRENT_VERSION, SPLITS, SplitError, TaskSplit, load_split
-from r1ci_verl.tasks import FAMILIES, Task, TaskDataError, TaskQuestion, get_task, list_tasks
-from r1ci_verl.tasks.records import parse_records, sha256_file
+from r1ci_verl.data.sft_render import Step, TrajectoryError, render_sft_row
+from r1ci_verl.data.splits import CURRENT_VERSION, SPLITS, SplitError, TaskSplit, load_split
+from r1ci_verl.data.tasks import FAMILIES, Task, TaskDataError, TaskQuestion, get_task, list_tasks
+from r1ci_verl.data.tasks.records import parse_records, sha256_file
 
 AGENT_NAME = "r1ci_code_interpreter"
 REWARD_STYLE = "rule"
@@ -64,7 +64,7 @@ SFT_SCHEMA = pa.schema(
             "extra_info",
             pa.struct([("index", pa.int64()), ("task", pa.string()), ("question_id", pa.string())]),
         ),
-        # character spans of the results blocks, masked out of the SFT loss (r1ci_verl.sft_dataset)
+        # character spans of the results blocks, masked out of the SFT loss (r1ci_verl.training.sft_dataset)
         ("results_spans", pa.list_(pa.struct([("message", pa.int64()), ("start", pa.int64()), ("end", pa.int64())]))),
     ]
 )

@@ -4,7 +4,7 @@ A task's name (``symbench/game24``, ``bbh/navigate``, ``reasoning_gym/maze``) is
 verifier name and its parquet ``data_source``.
 """
 
-from r1ci_verl.tasks.base import (
+from r1ci_verl.data.tasks.base import (
     CATEGORIES,
     FAMILIES,
     Task,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from r1ci_verl.tasks.records import parse_records
+from r1ci_verl.data.tasks.records import parse_records
 
 DEFAULT_REPO = "yongchao98/SymBench"
 FILE_PATTERN = "{task}.jsonl"

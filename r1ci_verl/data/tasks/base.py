@@ -103,7 +103,7 @@ def list_tasks(families: tuple[str, ...] | list[str] | None = None) -> list[str]
     return sorted(n for n, t in _TASKS.items() if families is None or t.family in families)
 
 
-_BUILTIN_MODULES = ("r1ci_verl.tasks.symbench", "r1ci_verl.tasks.bbh", "r1ci_verl.tasks.reasoning_gym")
+_BUILTIN_MODULES = ("r1ci_verl.data.tasks.symbench", "r1ci_verl.data.tasks.bbh", "r1ci_verl.data.tasks.reasoning_gym")
 _builtins_loaded = False
 
 

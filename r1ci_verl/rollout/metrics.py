@@ -1,6 +1,6 @@
 """Per-step means of our reward's extras and the agent loop's counters, from verl's batch fields.
 
-verl 0.9.1 logs only the scalar score during training; r1ci_verl.main_grpo's trainer mixin
+verl 0.9.1 logs only the scalar score during training; r1ci_verl.training.main_grpo's trainer mixin
 logs these for every run. Kept free of verl imports: verl loads the smoke plugin (which
 reuses these helpers) while it is itself still importing.
 """
@@ -25,8 +25,8 @@ def plain_value(value: Any) -> Any:
 
 
 def agent_fields() -> tuple[str, ...]:
-    """Counters our agent loop exports per trajectory (r1ci_verl.agent_loop.TrajectoryStats)."""
-    from r1ci_verl.agent_loop import TrajectoryStats
+    """Counters our agent loop exports per trajectory (r1ci_verl.rollout.agent_loop.TrajectoryStats)."""
+    from r1ci_verl.rollout.agent_loop import TrajectoryStats
 
     return tuple(f.name for f in fields(TrajectoryStats))
 

@@ -1,4 +1,4 @@
-"""Settings of the code-interpreter agent loop and the one sandbox each process shares.
+"""Settings of the code-interpreter agent loop.
 
 Settings come from three layers, later ones winning: defaults here, the loop's entry in the
 agent-loop YAML (``actor_rollout_ref.rollout.agent.agent_loop_config_path``), and the hydra
@@ -7,17 +7,12 @@ node ``r1ci.agent_loop`` of the trainer config (``+r1ci.agent_loop.max_code_call
 
 from __future__ import annotations
 
-import atexit
-import json
-import logging
-import threading
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from reward_fns import protocol
-from tool_env import Sandbox, SandboxConfig, create_sandbox
+from tool_env import SandboxConfig
 
-logger = logging.getLogger(__name__)
 
 HYDRA_NODE = ("r1ci", "agent_loop")  # trainer-config path of command-line overrides
 MAX_GENERATE_CALLS = 64  # engine calls per trajectory; guards against an engine that stops without progress
@@ -69,33 +64,3 @@ def _plain(values: Any) -> dict[str, Any]:
     if not isinstance(values, Mapping):
         raise TypeError(f"expected a mapping of settings, got {type(values).__name__}")
     return dict(values)
-
-
-_sandboxes: dict[str, Sandbox] = {}
-_sandboxes_lock = threading.Lock()
-
-
-def shared_sandbox(config: SandboxConfig) -> Sandbox:
-    """The process-wide sandbox for `config`: warm workers are paid for once, not per trajectory.
-
-    Callers pass `stateful` when they open a session, so it is not part of the key: the agent
-    loop and the tool share one warm pool even when one of them keeps state.
-    """
-    key = json.dumps({**config.to_dict(), "stateful": None}, sort_keys=True, default=str)
-    with _sandboxes_lock:
-        sandbox = _sandboxes.get(key)
-        if sandbox is None:
-            logger.info("r1ci: starting %s sandbox shared by this process", config.backend)
-            sandbox = _sandboxes[key] = create_sandbox(config)
-        return sandbox
-
-
-@atexit.register
-def close_shared_sandboxes() -> None:
-    with _sandboxes_lock:
-        for sandbox in _sandboxes.values():
-            try:
-                sandbox.close()
-            except Exception:  # closing at exit must not mask the real exit status
-                logger.exception("r1ci: closing a shared sandbox failed")
-        _sandboxes.clear()

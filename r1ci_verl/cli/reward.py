@@ -3,7 +3,7 @@
     r1ci reward check --data rows.jsonl                      # rows carry a "response"
     r1ci reward check --data test.parquet --answers outputs.jsonl
     r1ci reward check --data rows.jsonl --reward my_rewards.py --reward pkg.mod:compute_score
-    r1ci reward check --data r1ci_verl/data/bbh/navigate.jsonl --gold   # self-check verifiers
+    r1ci reward check --data r1ci_verl/assets/bbh/navigate.jsonl --gold   # self-check verifiers
 
 A row names its task in ``data_source`` (or ``task``; a bare name such as ``navigate`` is
 resolved when exactly one family has it) and its ground truth in ``reward_model.ground_truth``

@@ -47,9 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from r1ci_verl.data_build import BuildConfig, BuildError, build
-    from r1ci_verl.splits import CURRENT_VERSION, SplitError
-    from r1ci_verl.tasks import FAMILIES, TaskDataError
+    from r1ci_verl.data.build import BuildConfig, BuildError, build
+    from r1ci_verl.data.splits import CURRENT_VERSION, SplitError
+    from r1ci_verl.data.tasks import FAMILIES, TaskDataError
 
     config = BuildConfig(
         out=args.out,
@@ -92,8 +92,8 @@ def _print_summary(manifest: dict[str, Any], out: Path) -> None:
 
 
 def _sft(args: argparse.Namespace) -> int:
-    from r1ci_verl.data_build import BuildError, build_sft
-    from r1ci_verl.splits import SplitError, load_split
+    from r1ci_verl.data.build import BuildError, build_sft
+    from r1ci_verl.data.splits import SplitError, load_split
 
     try:
         split = load_split(version=args.split_version, path=args.split_file)
@@ -109,8 +109,8 @@ def _list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from r1ci_verl.splits import SplitError, load_split
-    from r1ci_verl.tasks import get_task, list_tasks
+    from r1ci_verl.data.splits import SplitError, load_split
+    from r1ci_verl.data.tasks import get_task, list_tasks
 
     split = load_split()
     table = Table(title=f"registered tasks (split v{split.version})")
@@ -128,8 +128,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _split(args: argparse.Namespace) -> int:
-    from r1ci_verl.splits import SplitError, make_split, write_split
-    from r1ci_verl.tasks import list_tasks
+    from r1ci_verl.data.splits import SplitError, make_split, write_split
+    from r1ci_verl.data.tasks import list_tasks
 
     try:
         path = write_split(make_split(list_tasks(), version=args.version, seed=args.seed), path=args.out)

@@ -22,7 +22,8 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutp
 from verl.utils.rollout_trace import rollout_trace_op
 from verl.workers.rollout.replica import TokenOutput
 
-from r1ci_verl.agent_config import HYDRA_NODE, AgentLoopSettings, shared_sandbox
+from r1ci_verl.rollout.settings import HYDRA_NODE, AgentLoopSettings
+from tool_env.shared import shared_sandbox
 from reward_fns import protocol
 from tool_env import AsyncSession, ExecutionError, ExecutionResult
 
