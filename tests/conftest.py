@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests: CI replays the same examples every run (derandomize, fixed database-free
+# seed); locally hypothesis explores new random examples. Pick one with HYPOTHESIS_PROFILE.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
 # One sandbox configuration for every test in the process: the process-wide sandbox is built
