@@ -142,7 +142,14 @@ def format_results_body(result: _ResultLike, timeout_s: float | None = None) -> 
     if result.timed_out:
         limit = f" of {timeout_s:g} s" if timeout_s else ""
         parts.append(f"TimeoutError: execution exceeded the time limit{limit} and was stopped.")
-    body = "\n".join(parts)
+    return visible_body("\n".join(parts))
+
+
+def visible_body(body: str) -> str:
+    """What the model sees for a run's output: the text itself, or ``(no output)`` when it is empty
+    or only whitespace. A results block holding only blanks reads as if the run printed nothing,
+    and an explicit notice tells the model (and an SFT reader) that the script ran but printed
+    nothing visible. The agent loop, SFT rendering and the tests all use this one rule."""
     return body if body.strip() else NO_OUTPUT_NOTICE
 
 

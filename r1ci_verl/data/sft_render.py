@@ -43,7 +43,7 @@ class Step:
 
 def _results_body(output: ExecutionResult | str, timeout_s: float | None) -> str:
     if isinstance(output, str):
-        return output if output.strip() else protocol.NO_OUTPUT_NOTICE
+        return protocol.visible_body(output)
     return protocol.format_results_body(output, timeout_s)
 
 

@@ -13,7 +13,7 @@ import ast
 import asyncio
 
 from fakes import FakeScriptedLLMServer, Reply, fake_logprob
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from reward_fns import protocol
@@ -44,8 +44,9 @@ def decode(tokenizer, ids) -> str:
 
 
 def expected_body(code: str) -> str:
-    """The scripted code is `print(<literal>)`: its output is the literal."""
-    return ast.literal_eval(code.strip()[len("print(") : -1])
+    """The scripted code is `print(<literal>)`: its output is the literal, as the model sees it
+    (a literal of only whitespace shows as protocol.NO_OUTPUT_NOTICE)."""
+    return protocol.visible_body(ast.literal_eval(code.strip()[len("print(") : -1]))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -54,6 +55,12 @@ def expected_body(code: str) -> str:
     honour_stops=st.booleans(),
     budget=st.integers(8, 300),
     max_code_calls=st.integers(0, 3),
+)
+# A block printing only whitespace: the model sees "(no output)", not the blanks (a CI flake once).
+@example(
+    script=[Reply("\n```python\nprint('0')\n```\n"), Reply("\n```python\nprint('0')\n```\n"),
+            Reply("\n```python\nprint(' ')\n```\n")],
+    honour_stops=False, budget=58, max_code_calls=3,
 )
 def test_response_is_the_transcript(make_code_loop, tiny_tokenizer, test_sandbox, script, honour_stops, budget, max_code_calls):
     tok = tiny_tokenizer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -92,3 +93,16 @@ def test_well_formed_transcript_is_format_ok(code, answer):
 class _Result:
     def __init__(self, stdout: str = "", stderr: str = "", timed_out: bool = False):
         self.stdout, self.stderr, self.timed_out = stdout, stderr, timed_out
+
+
+@pytest.mark.parametrize("printed", ["", " ", "  \t", "\n\n"])
+def test_whitespace_only_output_reads_no_output_everywhere(printed):
+    """Agent loop (format_results_body) and SFT rendering show blank output the same way."""
+    from r1ci_verl.data.sft_render import Step, render_trajectory
+    from tool_env import ExecutionResult
+
+    body = protocol.format_results_body(ExecutionResult(stdout=printed))
+    assert body == protocol.NO_OUTPUT_NOTICE
+    for output in (printed, ExecutionResult(stdout=printed)):
+        text = render_trajectory([Step("", "print(' ')", output)], "So ", answer="x")
+        assert f"{protocol.RESULTS_HEADER}\n{protocol.NO_OUTPUT_NOTICE}\n" in text
