@@ -16,13 +16,14 @@ import logging
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
-from r1ci_verl.potential.backends import CompletionBackend, SamplingConfig
-from r1ci_verl.potential.rollout import CodeRunner, RolloutLimits, rollout
 from r1ci_verl.potential.stats import partition, summarize
 from r1ci_verl.potential.store import SampleStore
 from r1ci_verl.potential.strategies import DEFAULT_STRATEGIES, Strategy, build_messages, get_strategy
+from r1ci_verl.rollout.clients import Client, SamplingConfig
+from r1ci_verl.rollout.engine import EngineRules
+from r1ci_verl.rollout.offline import RolloutSettings, rollout, run_jobs, text_only_rules
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ class PotentialConfig:
     concurrency: int = 32  # answers in flight at once
     seed: int = 0
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    limits: RolloutLimits = field(default_factory=RolloutLimits)
+    # The training rules (r1ci_verl.rollout.engine): call limit, stop after the answer, token budget.
+    rollout: RolloutSettings = field(default_factory=RolloutSettings)
     save_responses: bool = False  # keep each transcript in the samples file
     max_consecutive_failures: int = 20  # a dead server or broken scorer stops the run instead of logging forever
 
@@ -60,32 +62,54 @@ class PotentialConfig:
             raise ValueError(f"samples_per_strategy must be >= 1, got {self.samples_per_strategy}")
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.num_stages < 1:
+            raise ValueError(f"num_stages must be >= 1, got {self.num_stages}")
+
+    def settings_for(self, strategy: Strategy) -> RolloutSettings:
+        rules = self.rollout.rules if strategy.runs_code else text_only_rules(self.rollout.rules)
+        return RolloutSettings(rules=rules, budget=self.rollout.budget, code_timeout_s=self.rollout.code_timeout_s,
+                               sampling=self.sampling)
 
 
 def load_questions(path: str | Path) -> list[Question]:
-    """Read an RL parquet file; a malformed row is an error that names the row and field."""
+    """Read an RL parquet file; bad input is a ValueError naming the file, row (1-based) and field."""
     import pandas as pd
+    import pyarrow
 
-    frame = pd.read_parquet(path)
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file" if not path.exists() else f"{path}: is not a file")
+    try:
+        frame = pd.read_parquet(path)
+    except (pyarrow.ArrowInvalid, OSError) as exc:
+        hint = " (it looks like JSONL: build the RL parquet with `r1ci data build`)" if _looks_like_json(path) else ""
+        raise ValueError(f"{path}: not a parquet file{hint}: {exc}") from None
     for column in ("prompt", "data_source", "reward_model", "extra_info"):
         if column not in frame.columns:
-            raise ValueError(f"{path}: missing column {column!r} (have {list(frame.columns)})")
+            raise ValueError(f"{path}: missing column {column!r} (have {list(frame.columns)}); "
+                             "expected an RL parquet from `r1ci data build`")
     questions, seen = [], {}
-    for row_no, row in enumerate(frame.to_dict("records")):
-        where = f"{path} row {row_no}"
-        extra_info = _as_dict(row["extra_info"], f"{where}: extra_info")
-        reward_model = _as_dict(row["reward_model"], f"{where}: reward_model")
-        if "index" not in extra_info:
-            raise ValueError(f"{where}: extra_info.index is missing")
-        index = int(extra_info["index"])
+    for row_no, row in enumerate(frame.to_dict("records"), start=1):
+        where = f"{path}, row {row_no}"
+        extra_info = _as_dict(row["extra_info"], f"{where}, field 'extra_info'")
+        reward_model = _as_dict(row["reward_model"], f"{where}, field 'reward_model'")
+        if extra_info.get("index") is None:
+            raise ValueError(f"{where}, field 'extra_info.index': missing")
+        try:
+            index = int(extra_info["index"])
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}, field 'extra_info.index': not an integer: {extra_info['index']!r}") from None
         if index in seen:
-            raise ValueError(f"{where}: extra_info.index={index} repeats row {seen[index]}")
+            raise ValueError(f"{where}, field 'extra_info.index': duplicate index {index} (first in row {seen[index]})")
         seen[index] = row_no
         if "ground_truth" not in reward_model:
-            raise ValueError(f"{where}: reward_model.ground_truth is missing")
-        prompt = [dict(m) for m in row["prompt"]]
+            raise ValueError(f"{where}, field 'reward_model.ground_truth': missing")
+        try:
+            prompt = [dict(m) for m in row["prompt"]]
+        except (TypeError, ValueError):
+            prompt = []
         if not prompt or not all("role" in m and "content" in m for m in prompt):
-            raise ValueError(f"{where}: prompt must be a non-empty list of chat messages")
+            raise ValueError(f"{where}, field 'prompt': must be a non-empty list of chat messages")
         questions.append(
             Question(
                 index=index,
@@ -99,11 +123,19 @@ def load_questions(path: str | Path) -> list[Question]:
     return questions
 
 
+def _looks_like_json(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(1) in (b"{", b"[")
+
+
 def _as_dict(value: Any, where: str) -> dict[str, Any]:
     if isinstance(value, str):
-        value = json.loads(value)
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"{where}: not JSON") from None
     if not isinstance(value, dict):
-        raise ValueError(f"{where} must be a mapping, got {type(value).__name__}")
+        raise ValueError(f"{where}: must be a mapping, got {type(value).__name__}")
     return dict(value)
 
 
@@ -131,58 +163,28 @@ async def _score(score_fn: ScoreFn, question: Question, response: str) -> dict[s
 
 async def sample_potential(
     questions: Sequence[Question],
-    backend: CompletionBackend,
+    client: Client,
     store: SampleStore,
     config: PotentialConfig,
-    sandbox: CodeRunner | None = None,
+    open_session: Callable[[], Any] | None = None,
     score_fn: ScoreFn | None = None,
     progress: bool = True,
 ) -> int:
     """Sample and score every missing (question, strategy, sample); return how many failed.
 
-    A failed answer (backend or scorer error) is logged and left unrecorded, so a rerun
-    retries it.
+    Each answer is one offline rollout on the training rules (r1ci_verl.rollout.offline). A failed
+    answer (client or scorer error) is logged and left unrecorded, so a rerun retries it.
     """
-    from tqdm.auto import tqdm
-
     score_fn = score_fn or default_score_fn()
     strategies = [get_strategy(name) for name in config.strategies]
-    total = len(questions) * len(strategies) * config.samples_per_strategy
-    jobs = [job for job in _jobs(questions, strategies, config.samples_per_strategy) if _key(job) not in store.done]
-    failures = consecutive = 0
-    bar = tqdm(total=total, initial=total - len(jobs), desc="potential", unit="answer", disable=not progress)
-    queue: Iterator = iter(jobs)
+    jobs = [(q, s, n) for q in questions for s in strategies for n in range(config.samples_per_strategy)]
 
-    async def worker() -> None:
-        nonlocal failures, consecutive
-        for question, strategy, sample in queue:
-            try:
-                store.append(await _answer_and_score(question, strategy, sample, backend, config, sandbox, score_fn))
-                consecutive = 0
-            except Exception as exc:  # keep going: one bad answer must not stop a day-long run
-                failures += 1
-                consecutive += 1
-                logger.error("question %d strategy %s sample %d failed: %s: %s",
-                             question.index, strategy.name, sample, type(exc).__name__, exc)
-                if consecutive >= config.max_consecutive_failures:
-                    raise RuntimeError(
-                        f"stopping: {consecutive} answers in a row failed (last: {type(exc).__name__}: {exc}); "
-                        "scored answers are saved, rerun to continue"
-                    ) from exc
-            bar.update(1)
+    async def work(job: tuple[Question, Strategy, int]) -> dict[str, Any]:
+        return await _answer_and_score(*job, client, config, open_session, score_fn)
 
-    try:
-        await asyncio.gather(*(worker() for _ in range(min(config.concurrency, max(1, len(jobs))))))
-    finally:
-        bar.close()
-    return failures
-
-
-def _jobs(questions, strategies, samples_per_strategy) -> Iterator[tuple[Question, Strategy, int]]:
-    for question in questions:
-        for strategy in strategies:
-            for sample in range(samples_per_strategy):
-                yield question, strategy, sample
+    report = await run_jobs(jobs, _key, work, store, config.concurrency, "potential", progress,
+                            config.max_consecutive_failures)
+    return report.failed
 
 
 def _key(job: tuple[Question, Strategy, int]) -> tuple[int, str, int]:
@@ -194,27 +196,27 @@ async def _answer_and_score(
     question: Question,
     strategy: Strategy,
     sample: int,
-    backend: CompletionBackend,
+    client: Client,
     config: PotentialConfig,
-    sandbox: CodeRunner | None,
+    open_session: Callable[[], Any] | None,
     score_fn: ScoreFn,
 ) -> dict[str, Any]:
-    prompt = backend.render(build_messages(strategy, question.prompt))
     seed = sample_seed(config.seed, question.index, strategy.name, sample)
-    transcript = await rollout(backend, prompt, strategy.runs_code, config.sampling, seed, sandbox, config.limits)
-    scored = await _score(score_fn, question, transcript.response)
+    result = await rollout(client, build_messages(strategy, question.prompt), config.settings_for(strategy), seed,
+                           open_session if strategy.runs_code else None)
+    scored = await _score(score_fn, question, result.response)
     record = {
         "index": question.index,
         "strategy": strategy.name,
         "sample": sample,
         "acc": float(scored["acc"]),
         "score": float(scored.get("score", scored["acc"])),
-        "num_code_calls": transcript.num_code_calls,
-        "finish_reason": transcript.finish_reason,
-        "response_chars": len(transcript.response),
+        "num_code_calls": result.stats.num_code_calls,
+        "stop_reason": result.stats.stop_reason,
+        "response_tokens": result.response_tokens,
     }
     if config.save_responses:
-        record["response"] = transcript.response
+        record["response"] = result.response
     return record
 
 
@@ -252,12 +254,13 @@ def write_table(rows: Sequence[dict], path: str | Path) -> None:
     """Write `rows` as .parquet or .jsonl (chosen by the file suffix)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")  # written whole, then renamed: never half a file
     if path.suffix == ".parquet":
         import pandas as pd
 
-        pd.DataFrame(list(rows)).to_parquet(path, index=False)
+        pd.DataFrame(list(rows)).to_parquet(tmp, index=False)
+        tmp.replace(path)
     elif path.suffix == ".jsonl":
-        tmp = path.with_suffix(".jsonl.tmp")
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
         tmp.replace(path)
     else:

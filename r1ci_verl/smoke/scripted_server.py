@@ -14,6 +14,7 @@ inject failures (HTTP status codes, delays, dropped connections).
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -32,7 +33,10 @@ class ScriptedOpenAIServer:
 
     def __init__(self, policy: Policy, tokenizer: Any, model: str = "scripted", port: int = 0,
                  latency_s: float = 0.0, honour_stops: bool = True):
-        self.policy, self.tokenizer, self.model, self.latency_s = policy, tokenizer, model, latency_s
+        # Its own copy of the tokenizer, used under a lock: a fast tokenizer shared between threads
+        # fails with "Already borrowed".
+        self.policy, self.tokenizer, self.model, self.latency_s = policy, copy.deepcopy(tokenizer), model, latency_s
+        self._generate_lock = threading.Lock()
         self.honour_stops = honour_stops  # False: behave like an engine that ignores stop strings
         self.failures: deque[int | str] = deque()  # queued: an HTTP status, or "drop" (close without a reply)
         self.requests: list[dict[str, Any]] = []
@@ -46,7 +50,7 @@ class ScriptedOpenAIServer:
                 return
 
             def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
+                if self.path.rstrip("/") == "/v1/models":
                     self._send(200, {"object": "list", "data": [{"id": server.model, "object": "model",
                                                                  "owned_by": SCRIPTED_LABEL}]})
                 else:
@@ -67,14 +71,13 @@ class ScriptedOpenAIServer:
                     return
                 if server.latency_s:
                     time.sleep(server.latency_s)
+                route = self.path.rstrip("/")
+                if route not in ("/v1/completions", "/v1/chat/completions"):
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    return
                 try:
-                    if self.path.rstrip("/").endswith("/chat/completions"):
-                        reply = server.chat(body)
-                    elif self.path.rstrip("/").endswith("/completions"):
-                        reply = server.complete(body)
-                    else:
-                        self._send(404, {"error": {"message": f"no route {self.path}"}})
-                        return
+                    with server._generate_lock:
+                        reply = server.chat(body) if route.endswith("/chat/completions") else server.complete(body)
                 except (KeyError, ValueError, TypeError) as exc:
                     self._send(400, {"error": {"message": f"{type(exc).__name__}: {exc}"}})
                     return

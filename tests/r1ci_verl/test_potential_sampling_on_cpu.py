@@ -6,88 +6,46 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 import pytest
 
 from r1ci_verl.potential import PotentialConfig, SampleStore, load_questions, potential_table, read_table
-from r1ci_verl.potential.backends import OpenAIBackend, SamplingConfig, TransformersBackend
-from r1ci_verl.potential.rollout import RolloutLimits
 from r1ci_verl.potential.runner import default_score_fn, sample_potential
+from r1ci_verl.rollout.clients import OpenAIClient, SamplingConfig, TransformersClient
+from r1ci_verl.rollout.offline import RolloutSettings
+from r1ci_verl.smoke.scripted_server import ScriptedOpenAIServer
 from reward_fns.protocol import RESULTS_HEADER, SYSTEM_PROMPT, user_prompt
 
 TASK = "bbh/multistep_arithmetic_two"
 QUESTIONS = [(2, 3), (5, 8), (4, 4), (7, 1)]  # (a, b) of "What is a + b?", index 10, 11, 12, 13
 
 
-class FakeOpenAICompletionServer:
-    """FAKE OpenAI-compatible `/v1/completions` server on 127.0.0.1 (stands in for `vllm serve`).
+def adder_policy(prompt: str) -> tuple[str, bool]:
+    """Scripted replies for the OpenAI server double: it "solves" `What is a + b?` by writing
+    ```python print(a + b)``` and answers with what the code printed once the results block is in
+    its prompt. In the text-only strategy it answers right only when a is even. It writes past the
+    closing fence (the server cuts there only when it honours stop strings)."""
+    a, b = map(int, re.findall(r"What is (\d+) \+ (\d+)\?", prompt)[-1])
+    answer_part = prompt.rsplit("<|im_start|>assistant\n", 1)[-1]
+    if "plain text only" in prompt:
+        return f"Adding in my head: <<<{a + b if a % 2 == 0 else 0}>>>", True
+    if RESULTS_HEADER in answer_part:
+        printed = answer_part.rsplit(RESULTS_HEADER + "\n", 1)[-1].strip()
+        return f"The program printed {printed}. <<<{printed}>>>", True
+    return f"I will compute it.\n```python\nprint({a} + {b})\n```\nI guess the answer is <<<999>>>", True
 
-    It "solves" `What is a + b?` by writing ```python print(a + b)```, and answers with what the
-    code printed once the results block is in its prompt. In the text-only strategy it answers
-    right only when a is even. It writes past the closing fence unless it honours stop strings
-    (as vLLM does with include_stop_str_in_output), and fails the first `fail_first` requests
-    with HTTP 503.
-    """
 
-    def __init__(self, honour_stops: bool = True, fail_first: int = 0):
-        self.honour_stops = honour_stops
-        self.fail_first = fail_first
-        self.requests: list[dict] = []
-        self._lock = threading.Lock()
-        outer = self
+def FakeOpenAICompletionServer(tokenizer, honour_stops: bool = True, fail_first: int = 0) -> ScriptedOpenAIServer:
+    """The OpenAI-compatible server double on loopback (stands in for `vllm serve`)."""
+    server = ScriptedOpenAIServer(adder_policy, tokenizer, model="tiny", honour_stops=honour_stops)
+    server.failures.extend([503] * fail_first)
+    return server
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server API)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with outer._lock:
-                    outer.requests.append(body)
-                    failing = len(outer.requests) <= outer.fail_first
-                if self.path != "/v1/completions" or failing:
-                    self._send(503 if failing else 404, {"error": "unavailable"})
-                    return
-                text, stop_reason = outer.reply(body)
-                self._send(200, {"choices": [{"index": 0, "text": text, "finish_reason": "stop", "stop_reason": stop_reason}]})
 
-            def _send(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def reply(self, body: dict) -> tuple[str, str | None]:
-        prompt = body["prompt"]
-        a, b = map(int, re.findall(r"What is (\d+) \+ (\d+)\?", prompt)[-1])
-        answer_part = prompt.rsplit("<|im_start|>assistant\n", 1)[-1]
-        if "plain text only" in prompt:
-            return f"Adding in my head: <<<{a + b if a % 2 == 0 else 0}>>>", None
-        if RESULTS_HEADER in answer_part:
-            printed = answer_part.rsplit(RESULTS_HEADER + "\n", 1)[-1].strip()
-            return f"The program printed {printed}. <<<{printed}>>>", None
-        text = f"I will compute it.\n```python\nprint({a} + {b})\n```\nI guess the answer is <<<999>>>"
-        stop = (body.get("stop") or [None])[0]
-        if self.honour_stops and stop and stop in text:
-            return text[: text.index(stop) + len(stop)], stop
-        return text, None
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
+def prompt_text(tokenizer, request: dict) -> str:
+    prompt = request["prompt"]
+    return prompt if isinstance(prompt, str) else tokenizer.decode(prompt, skip_special_tokens=False)
 
 
 @pytest.fixture()
@@ -116,26 +74,28 @@ def sandbox():
 
 
 CONFIG = PotentialConfig(samples_per_strategy=2, num_stages=2, concurrency=4,
-                         limits=RolloutLimits(code_timeout_s=10))
+                         rollout=RolloutSettings(code_timeout_s=10, budget=512))
 EXPECTED_P = {10: 1.0, 11: 0.75, 12: 1.0, 13: 0.75}  # code strategies always right; text right for even a
 
 
 @pytest.mark.parametrize("honour_stops", [True, False])
 def test_openai_backend_samples_scores_and_executes_code(train_parquet, tiny_tokenizer, sandbox, tmp_path, honour_stops):
     questions = load_questions(train_parquet)
-    with FakeOpenAICompletionServer(honour_stops=honour_stops, fail_first=2) as server:
-        backend = OpenAIBackend(server.base_url, "tiny", tiny_tokenizer, backoff_s=0.01)
+    with FakeOpenAICompletionServer(tiny_tokenizer, honour_stops=honour_stops, fail_first=2) as server:
+        backend = OpenAIClient(server.base_url, "tiny", tiny_tokenizer, server="sglang", backoff_s=0.01)
 
         async def run():
             try:
                 with SampleStore(tmp_path / "samples.jsonl") as store:
-                    failures = await sample_potential(questions, backend, store, CONFIG, sandbox=sandbox, progress=False)
+                    failures = await sample_potential(questions, backend, store, CONFIG,
+                                                      open_session=sandbox.async_session, progress=False)
                     return failures, list(store.records)
             finally:
                 await backend.aclose()
 
         failures, records = asyncio.run(run())
     assert failures == 0  # the two 503s were retried
+    assert backend.usage.retries == {"5xx": 2} and backend.usage.retry_line().startswith("2 request(s) retried")
     assert len(records) == 4 * 4 * 2
     rows = {r["index"]: r for r in potential_table(questions, records, CONFIG)}
     assert {q: r["p"] for q, r in rows.items()} == EXPECTED_P
@@ -143,12 +103,11 @@ def test_openai_backend_samples_scores_and_executes_code(train_parquet, tiny_tok
     assert [rows[q]["stage"] for q in (11, 13, 10, 12)] == [0, 0, 1, 1]
     assert all(r["num_code_calls"] == (0 if r["strategy"] == "text" else 1) for r in records)
     # every request rendered the strategy's own prompt through the chat template; text gets no stop strings
-    sent = server.requests[2:]
-    assert all(r["prompt"].startswith("<|im_start|>system\n") for r in sent)
-    assert all(not r["stop"] for r in sent if "plain text only" in r["prompt"])
-    assert all(r["stop"] == ["\n```\n"] for r in sent if "plain text only" not in r["prompt"])
+    sent = [prompt_text(tiny_tokenizer, r) for r in server.requests[2:]]
+    assert all(p.startswith("<|im_start|>system\n") for p in sent)
+    assert all(r["stop"] == ["\n```\n"] and r["no_stop_trim"] for r in server.requests[2:])
     # continuation requests carry the code block cut at its fence, then the real execution result
-    continued = [r["prompt"] for r in sent if RESULTS_HEADER in r["prompt"].rsplit("<|im_start|>assistant\n", 1)[-1]]
+    continued = [p for p in sent if RESULTS_HEADER in p.rsplit("<|im_start|>assistant\n", 1)[-1]]
     assert continued and all("<<<999>>>" not in p for p in continued)
     assert any(p.endswith(f"print(5 + 8)\n```\n{RESULTS_HEADER}\n13\n") for p in continued)
 
@@ -174,17 +133,17 @@ def test_resume_after_kill_scores_nothing_twice(train_parquet, tiny_tokenizer, s
 
     def run(kill_after):
         async def go():
-            backend = OpenAIBackend(server.base_url, "tiny", tiny_tokenizer)
+            backend = OpenAIClient(server.base_url, "tiny", tiny_tokenizer)
             try:
                 with SampleStore(samples) as store:
-                    return await sample_potential(questions, backend, store, CONFIG, sandbox=sandbox,
+                    return await sample_potential(questions, backend, store, CONFIG, open_session=sandbox.async_session,
                                                   score_fn=scorer(kill_after), progress=False)
             finally:
                 await backend.aclose()
 
         return asyncio.run(go())
 
-    with FakeOpenAICompletionServer() as server:
+    with FakeOpenAICompletionServer(tiny_tokenizer) as server:
         with pytest.raises(SimulatedKill):
             run(kill_after=11)
         on_disk = SampleStore(samples).records
@@ -201,47 +160,46 @@ def test_resume_after_kill_scores_nothing_twice(train_parquet, tiny_tokenizer, s
     assert {r["index"]: r["p"] for r in rows} == EXPECTED_P
 
 
-def test_cli_writes_potential_file(train_parquet, tiny_model_dir, tmp_path):
+def test_cli_writes_potential_file(train_parquet, tiny_model_dir, tiny_tokenizer, tmp_path):
     from r1ci_verl.cli import main
 
     out = tmp_path / "potential.jsonl"
-    with FakeOpenAICompletionServer() as server:
+    with FakeOpenAICompletionServer(tiny_tokenizer) as server:
         argv = ["potential", "--data", str(train_parquet), "--out", str(out), "--base-url", server.base_url,
                 "--model", "tiny", "--tokenizer", str(tiny_model_dir), "--strategies", "text,free",
                 "--samples-per-strategy", "1", "--num-stages", "2", "--no-progress", "--code-timeout", "10"]
         assert main(argv) == 0
         requests_first = len(server.requests)
         assert main(argv) == 0  # a rerun finds everything scored and asks the server nothing
-        assert len(server.requests) == requests_first
+        assert [r for r in server.requests[requests_first:] if r] == []
     rows = {r["index"]: r for r in read_table(out)}
     assert {q: r["p"] for q, r in rows.items()} == {10: 1.0, 11: 0.5, 12: 1.0, 13: 0.5}
     assert (tmp_path / "potential.jsonl.samples.jsonl").exists()
 
 
 def test_transformers_backend_runs_the_tiny_model(train_parquet, tiny_model_dir, tmp_path, sandbox):
-    backend = TransformersBackend(str(tiny_model_dir))
+    client = TransformersClient(str(tiny_model_dir))
     config = PotentialConfig(strategies=["free"], samples_per_strategy=2, num_stages=1,
-                             sampling=SamplingConfig(max_tokens=6))
+                             rollout=RolloutSettings(budget=6))
     questions = load_questions(train_parquet)[:1]
 
     async def run():
         with SampleStore(tmp_path / "samples.jsonl") as store:
-            failures = await sample_potential(questions, backend, store, config, sandbox=sandbox, progress=False)
+            failures = await sample_potential(questions, client, store, config, open_session=sandbox.async_session,
+                                              progress=False)
             return failures, list(store.records)
 
     failures, records = asyncio.run(run())
     assert failures == 0 and len(records) == 2
-    assert all(r["acc"] == 0.0 and r["finish_reason"] in ("stop", "length") for r in records)  # random weights
-    completion = asyncio.run(backend.complete(backend.render([{"role": "user", "content": "hi"}]), (),
-                                              SamplingConfig(max_tokens=4, temperature=0.0), seed=0))
-    assert completion.finish_reason in ("stop", "length") and isinstance(completion.text, str)
+    assert all(r["acc"] == 0.0 and r["response_tokens"] <= 6 for r in records)  # random weights, budget held
+    assert all(r["stop_reason"] in ("eos", "length", "stop", "call_limit", "answer") for r in records)
 
 
 def test_a_dead_server_stops_the_run_with_a_clear_error(train_parquet, tiny_tokenizer, tmp_path):
     questions = load_questions(train_parquet)
     config = PotentialConfig(strategies=["text"], samples_per_strategy=5, concurrency=1, max_consecutive_failures=3)
-    with FakeOpenAICompletionServer() as server:
-        backend = OpenAIBackend(server.base_url.replace("/v1", "/v2"), "tiny", tiny_tokenizer)  # every call: 404
+    with FakeOpenAICompletionServer(tiny_tokenizer) as server:
+        backend = OpenAIClient(server.base_url.replace("/v1", "/v2"), "tiny", tiny_tokenizer)  # every call: 404
 
         async def run():
             try:
@@ -253,4 +211,4 @@ def test_a_dead_server_stops_the_run_with_a_clear_error(train_parquet, tiny_toke
 
         with pytest.raises(RuntimeError, match="3 answers in a row failed .*HTTP 404"):
             asyncio.run(run())
-        assert len(server.requests) == 3  # a rejected request is not retried
+        assert len(server.requests) == 3  # a rejected request (HTTP 404) is not retried

@@ -125,7 +125,7 @@ def test_store_resumes_and_repairs_a_half_written_line(tmp_path):
 def test_store_rejects_duplicates_on_disk(tmp_path):
     path = tmp_path / "samples.jsonl"
     path.write_text('{"index": 1, "strategy": "text", "sample": 0, "acc": 1}\n' * 2)
-    with pytest.raises(ValueError, match="samples.jsonl:2: sample .* recorded twice"):
+    with pytest.raises(ValueError, match="samples.jsonl:2: record .* recorded twice"):
         SampleStore(path)
 
 
@@ -134,7 +134,7 @@ def test_load_questions_names_bad_rows(tmp_path):
             "reward_model": {"ground_truth": "{}"}, "extra_info": {"index": 5, "task": "bbh/navigate"}}
     path = tmp_path / "train.parquet"
     pd.DataFrame([good, {**good, "extra_info": {"index": 5}}]).to_parquet(path)
-    with pytest.raises(ValueError, match="row 1: extra_info.index=5 repeats row 0"):
+    with pytest.raises(ValueError, match="row 2, field .extra_info.index.: duplicate index 5 .first in row 1."):
         load_questions(path)
     pd.DataFrame([good]).to_parquet(path)
     (question,) = load_questions(path)
