@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "r1ci_verl.cli.reward",
     "r1ci_verl.cli.data",
     "r1ci_verl.cli.potential",
+    "r1ci_verl.cli.eval",
+    "r1ci_verl.cli.sft",
     "r1ci_verl.cli.smoke",
 )
 

@@ -56,6 +56,9 @@ class RolloutResult:
     response_tokens: int
     generated_tokens: int
     wall_s: float
+    # The transcript as (text, inserted) runs: model text and results blocks in order; None when
+    # runs decoded apart do not join into the transcript (a character split across a boundary).
+    pieces: Optional[list[tuple[str, bool]]] = None
 
     def record(self) -> dict[str, Any]:
         """Flat fields for a result file."""
@@ -99,7 +102,19 @@ async def rollout(
         response_tokens=len(ids),
         generated_tokens=sum(traj.response_mask),
         wall_s=time.perf_counter() - started,
+        pieces=_pieces(client.tokenizer, ids, traj.response_mask),
     )
+
+
+def _pieces(tokenizer: Any, ids: list[int], mask: list[int]) -> Optional[list[tuple[str, bool]]]:
+    runs: list[tuple[list[int], bool]] = []
+    for token, m in zip(ids, mask):
+        if runs and runs[-1][1] == (m == 0):
+            runs[-1][0].append(token)
+        else:
+            runs.append(([token], m == 0))
+    pieces = [(decode(tokenizer, run), inserted) for run, inserted in runs]
+    return pieces if "".join(text for text, _ in pieces) == decode(tokenizer, ids) else None
 
 
 def _no_sandbox() -> AsyncSession:
@@ -151,14 +166,14 @@ class ResultStore:
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
                 raise ValueError(f"{self.path}:{line_no}: not a result record ({type(exc).__name__}: {exc})") from None
             if key in seen:
-                raise ValueError(f"{self.path}:{line_no}: record {key} written twice")
+                raise ValueError(f"{self.path}:{line_no}: record {key} recorded twice")
             seen.add(key)
             yield record
 
     def append(self, record: dict[str, Any]) -> None:
         key = self.key(record)
         if key in self.done:
-            raise ValueError(f"record {key} is already in {self.path}")
+            raise ValueError(f"record {key} is already recorded in {self.path}")
         self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())

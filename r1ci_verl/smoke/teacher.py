@@ -1,26 +1,27 @@
 """SCRIPTED TEACHER for the CPU smoke run's SFT warm start — not a model, not training data.
 
-The paper's SFT data are GPT-4o trajectories. A smoke run has no LLM, so this module writes
-trajectories for a few simple training tasks with hand-written rules: parse the numbers out
-of the question, write a Python script that computes the answer, run it in our sandbox, and
-answer with what it printed. It never reads the reference answer. Its only purpose is to give
-the tiny random model transcripts in the exact protocol format (python block, results block,
-``<<<answer>>>``) so that after SFT it emits python blocks the agent loop executes.
+The paper's SFT data are GPT-4o trajectories. A smoke run has no LLM, so this module answers a
+few simple training tasks with hand-written rules: parse the numbers out of the question, write
+a Python script that computes the answer, and once the results block is in the prompt, answer
+with what the script printed. It never reads the reference answer. It is served as a scripted
+OpenAI-compatible server on loopback (r1ci_verl.smoke.scripted_server) and ``r1ci sft synth``
+samples it like any teacher: the same engine and sandbox run its code, reward_fns rejects its
+wrong answers. Its only purpose is to give the tiny random model transcripts in the exact
+protocol format (python block, results block, ``<<<answer>>>``) so that after SFT it emits
+python blocks the agent loop executes.
 
 Every transcript OPENS with the python block (the plan's reasoning is the script's first line,
 as a comment): a 24-row SFT set teaches a tiny model its first tokens far more reliably than
 anything later, and with prose first the SFT model opened a block in only ~9% of rollouts.
 
-Output: the trajectory JSONL that ``r1ci data sft`` renders into sft.parquet.
+Output (through ``r1ci sft synth``): the trajectory JSONL that ``r1ci data sft`` renders.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable
 
 from reward_fns import protocol
 
@@ -75,53 +76,34 @@ TEACHERS: dict[str, Callable[[str], Plan | None]] = {
 }
 
 
-def question_text(prompt: Iterable[Mapping[str, str]]) -> str:
-    """The user turn of an RL prompt."""
-    users = [m["content"] for m in prompt if m["role"] == "user"]
-    if not users:
-        raise ValueError("prompt has no user message")
-    return users[-1]
+# question wording -> task rule (the policy sees only the prompt text, as a model would)
+RULES_BY_WORDING: tuple[tuple[str, Callable[[str], Plan | None]], ...] = (
+    ("Least Common Multiple", plan_lcm),
+    ("LCM", plan_lcm),
+    ("Greatest Common Divisor", plan_gcd),
+    ("GCD", plan_gcd),
+    ("arithmetic problem", plan_chain_sum),
+)
+USER_TURN = re.compile(r"<\|im_start\|>user\n(.*?)<\|im_end\|>", re.DOTALL)
+ASSISTANT_START = "<|im_start|>assistant\n"
 
 
-def write_trajectories(rl_rows: Iterable[Mapping], out: Path, sandbox, limit_per_task: int) -> dict[str, int]:
-    """Solve up to `limit_per_task` rows per supported task; write JSONL; return counts per task.
+def plan_for(question: str) -> Plan | None:
+    for wording, rule in RULES_BY_WORDING:
+        if wording in question:
+            return rule(question)
+    return None
 
-    A row is an RL parquet row (dict with prompt and extra_info). Code runs in `sandbox`
-    (a tool_env Sandbox); a script that fails or prints nothing is dropped, as the paper drops
-    wrong teacher trajectories.
-    """
-    counts: dict[str, int] = {}
-    records = []
-    for row in rl_rows:
-        info = row["extra_info"]
-        task = info["task"]
-        rule = TEACHERS.get(task)
-        if rule is None or counts.get(task, 0) >= limit_per_task:
-            continue
-        prompt = [dict(m) for m in row["prompt"]]
-        plan = rule(question_text(prompt))
-        if plan is None:
-            continue
-        with sandbox.session() as session:
-            result = session.run(plan.code)
-        printed = result.stdout.strip()
-        if result.error is not None or result.timed_out or not printed:
-            continue
-        records.append(
-            {
-                "question_id": info["question_id"],
-                "task": task,
-                "prompt": prompt,
-                "steps": [{"reasoning": "", "code": f"# {plan.reasoning}\n{plan.code}",
-                           "output": protocol.format_results_body(result)}],
-                "final": f"The script printed {printed}, so the answer is ",
-                "answer": printed.splitlines()[-1],
-                "teacher": TEACHER_LABEL,
-            }
-        )
-        counts[task] = counts.get(task, 0) + 1
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record) + "\n")
-    return counts
+
+def teacher_policy(prompt_text: str) -> tuple[str, bool]:
+    """Reply to a rendered prompt (chat template applied, transcript so far included): (text, EOS)."""
+    users = USER_TURN.findall(prompt_text)
+    answer_part = prompt_text.rsplit(ASSISTANT_START, 1)[-1] if ASSISTANT_START in prompt_text else ""
+    if protocol.RESULTS_HEADER in answer_part:
+        printed = answer_part.rsplit(protocol.RESULTS_HEADER + "\n", 1)[-1].strip()
+        last = printed.splitlines()[-1] if printed else ""
+        return f"The script printed {printed}, so the answer is <<<{last}>>>", True
+    plan = plan_for(users[-1]) if users else None
+    if plan is None:
+        return "I have no rule for this question. <<<unknown>>>", True
+    return f"```python\n# {plan.reasoning}\n{plan.code}\n```\n", True

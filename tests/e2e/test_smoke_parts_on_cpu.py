@@ -9,7 +9,7 @@ import torch
 from reward_fns.protocol import RESULTS_HEADER
 from r1ci_verl.cpu_platform.patches import collapse_backend
 from r1ci_verl.smoke import checks
-from r1ci_verl.smoke.teacher import TEACHERS, plan_chain_sum, plan_gcd, plan_lcm, write_trajectories
+from r1ci_verl.smoke.teacher import TEACHERS, plan_chain_sum, plan_gcd, plan_lcm, teacher_policy
 
 
 @pytest.mark.parametrize(
@@ -54,21 +54,14 @@ def test_teacher_plans_parse_questions():
     assert plan_chain_sum("problem: __import__('os') =") is None  # only arithmetic is copied into code
 
 
-def test_teacher_runs_code_in_the_sandbox(tmp_path):
-    from tool_env import SandboxConfig, create_sandbox
-
-    rows = [
-        {"prompt": [{"role": "user", "content": f"Find the GCD of these numbers: {a}, {b}."}],
-         "extra_info": {"task": "reasoning_gym/gcd", "question_id": f"q{i}"}}
-        for i, (a, b) in enumerate([(12, 18), (35, 21), (9, 4)])
-    ]
-    out = tmp_path / "traj.jsonl"
-    with create_sandbox(SandboxConfig(timeout_s=10)) as sandbox:
-        counts = write_trajectories(rows, out, sandbox, limit_per_task=2)
-    records = checks.read_jsonl(out)
-    assert counts == {"reasoning_gym/gcd": 2}
-    assert [r["answer"] for r in records] == ["6", "7"]  # computed by running the code, not looked up
-    assert all(r["steps"][0]["output"].strip() == r["answer"] for r in records)
+def test_teacher_policy_writes_code_then_answers_from_the_results():
+    prompt = ("<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nFind the GCD of these numbers: 12, 18.<|im_end|>\n"
+              "<|im_start|>assistant\n")
+    text, eos = teacher_policy(prompt)
+    assert text.startswith("```python\n# ") and "math.gcd(12, 18)" in text and text.endswith("```\n")
+    text, _ = teacher_policy(prompt + text + "Code Execution Results:\n6\n")
+    assert text.endswith("<<<6>>>")  # what the code printed, never a looked-up answer
+    assert teacher_policy(prompt.replace("GCD", "capital"))[0].endswith("<<<unknown>>>")
     assert set(TEACHERS) >= {"reasoning_gym/gcd"}
 
 
