@@ -1,0 +1,146 @@
+"""Offline rollouts through the clients, against the OpenAI-compatible server double on loopback
+(ScriptedOpenAIServer: the only fake) and the real local sandbox: multi-turn continuation in each
+API mode, retries, request timeouts, an unreachable server, code timeouts, the call limit, the
+token budget, and resuming a killed `r1ci eval` without sampling anything twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from r1ci_verl.rollout.clients import OpenAIClient, SamplingConfig, ServerUnreachable
+from r1ci_verl.rollout.engine import EngineRules
+from r1ci_verl.rollout.offline import RolloutSettings, rollout
+from r1ci_verl.smoke.scripted_server import ScriptedOpenAIServer, scripted_replies
+from reward_fns import protocol
+from tool_env import SandboxConfig, create_sandbox
+
+MESSAGES = [{"role": "system", "content": protocol.SYSTEM_PROMPT}, {"role": "user", "content": "What is 6 * 7?"}]
+CODE = "Compute.\n```python\nprint(6 * 7)\n```\nI predict 41 (never seen)."
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with create_sandbox(SandboxConfig(pool_size=1, timeout_s=1.0)) as box:
+        yield box
+
+
+def roll(server, tokenizer, sandbox, *, api="completions", kind="vllm", rules=EngineRules(), budget=512, **client_kw):
+    async def go():
+        client = OpenAIClient(server.base_url, "scripted", tokenizer, api=api, server=kind, backoff_s=0.01, **client_kw)
+        try:
+            result = await rollout(client, MESSAGES, RolloutSettings(rules=rules, budget=budget, code_timeout_s=1.0,
+                                                                     sampling=SamplingConfig(0.0)),
+                                   seed=0, open_session=sandbox.async_session)
+            return result, client
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("api,kind", [("completions", "vllm"), ("completions", "sglang"), ("completions", "openai"),
+                                      ("chat", "vllm")])
+def test_multi_turn_continues_the_same_assistant_turn(tiny_tokenizer, sandbox, api, kind):
+    with ScriptedOpenAIServer(scripted_replies([(CODE, True), ("So <<<42>>>.", True)]), tiny_tokenizer) as server:
+        result, client = roll(server, tiny_tokenizer, sandbox, api=api, kind=kind)
+        second = server.requests[1]
+    assert result.response == "Compute.\n```python\nprint(6 * 7)\n```\nCode Execution Results:\n42\nSo <<<42>>>."
+    assert result.stats.stop_reason == "eos" and result.stats.num_code_calls == 1
+    if api == "chat":  # the transcript so far is the assistant message the server continues
+        assert second["continue_final_message"] is True and second["add_generation_prompt"] is False
+        assert second["messages"][-1]["content"].endswith("Code Execution Results:\n42\n")
+    elif kind == "vllm":  # token-in/token-out
+        assert isinstance(second["prompt"], list) and second["return_token_ids"] is True
+    else:
+        assert second["prompt"].endswith("Code Execution Results:\n42\n")
+    assert client.usage.requests == 2 and client.usage.completion_tokens > 0
+
+
+def test_retries_are_counted_and_logged_once(tiny_tokenizer, sandbox, caplog):
+    with ScriptedOpenAIServer(scripted_replies([("<<<1>>>", True)]), tiny_tokenizer) as server:
+        server.failures.extend([429, 503, "drop", 500])
+        with caplog.at_level(logging.WARNING, logger="r1ci_verl.rollout.clients"):
+            result, client = roll(server, tiny_tokenizer, sandbox)
+    assert result.response == "<<<1>>>"
+    assert client.usage.retries == {"429": 1, "5xx": 2, "connection": 1}
+    assert len([r for r in caplog.records if "retrying" in r.message]) == 1  # not one warning per retry
+    assert client.usage.retry_line() == "4 request(s) retried (429: 1, 5xx: 2, connection: 1); 0 gave up"
+
+
+def test_a_slow_server_times_out_and_gives_up_after_the_retries(tiny_tokenizer, sandbox):
+    with ScriptedOpenAIServer(scripted_replies([("<<<1>>>", True)] * 5), tiny_tokenizer, latency_s=1.0) as server:
+        with pytest.raises(RuntimeError, match="failed after 3 attempts: ReadTimeout"):
+            roll(server, tiny_tokenizer, sandbox, timeout_s=0.2, max_retries=2)
+
+
+def test_unreachable_server_is_one_clear_error_before_any_work(tiny_tokenizer):
+    with ScriptedOpenAIServer(scripted_replies([]), tiny_tokenizer) as server:
+        url = server.base_url
+    client = OpenAIClient(url, "scripted", tiny_tokenizer)
+    with pytest.raises(ServerUnreachable, match=r"cannot reach the model server at http://127\.0\.0\.1:\d+/v1"):
+        asyncio.run(client.check())
+    with ScriptedOpenAIServer(scripted_replies([]), tiny_tokenizer, model="other") as server:
+        client = OpenAIClient(server.base_url, "scripted", tiny_tokenizer)
+        with pytest.raises(ServerUnreachable, match="does not serve model 'scripted'"):
+            asyncio.run(client.check())
+
+
+def test_code_timeout_call_limit_and_budget(tiny_tokenizer, sandbox):
+    loop = "```python\nwhile True: pass\n```\n"
+    with ScriptedOpenAIServer(scripted_replies([(loop, True), (CODE, True), (CODE, True)]), tiny_tokenizer) as server:
+        result, _ = roll(server, tiny_tokenizer, sandbox, rules=EngineRules(max_code_calls=1))
+    assert result.stats.code_timeouts == 1 and "TimeoutError: execution exceeded the time limit of 1 s" in result.response
+    assert protocol.call_limit_notice(1) in result.response  # second block: the notice and a last chance
+    assert result.stats.stop_reason == "call_limit" and result.stats.call_limit_reached
+    with ScriptedOpenAIServer(scripted_replies([("word " * 400, True)]), tiny_tokenizer) as server:
+        result, _ = roll(server, tiny_tokenizer, sandbox, budget=20)
+    assert result.stats.stop_reason == "length" and result.response_tokens == 20
+
+
+def test_killed_eval_resumes_without_sampling_anything_twice(tmp_path, tiny_tokenizer, tiny_model_dir):
+    rows = [{"prompt": [{"role": "user", "content": f"What is {i} + 1?"}], "data_source": "bbh/multistep_arithmetic_two",
+             "reward_model": {"ground_truth": json.dumps({"task": "bbh/multistep_arithmetic_two", "answer": str(i + 1),
+                                                          "meta": {}})},
+             "extra_info": {"index": i, "task": "bbh/multistep_arithmetic_two"}} for i in range(8)]
+    pd.DataFrame(rows).to_parquet(tmp_path / "test.parquet")
+    asked: list[str] = []
+
+    def policy(prompt: str) -> tuple[str, bool]:
+        asked.append(prompt)
+        return "<<<1>>>", True
+
+    out = tmp_path / "eval"
+    with ScriptedOpenAIServer(policy, tiny_tokenizer, latency_s=0.3) as server:
+        argv = ["eval", "--data", str(tmp_path / "test.parquet"), "--out", str(out), "--base-url", server.base_url,
+                "--model", "scripted", "--tokenizer", str(tiny_model_dir), "--n", "2", "--concurrency", "2",
+                "--no-progress", "--max-code-calls", "0"]
+        proc = subprocess.Popen([sys.executable, "-m", "r1ci_verl.cli", *argv], start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env={**os.environ, "PYTHONPATH": os.getcwd()})
+        samples = out / "samples.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not samples.exists() or len(samples.read_text().splitlines()) < 4):
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        time.sleep(1.0)  # requests the dead process left in flight still reach the policy
+        done_before = len(samples.read_text().splitlines())
+        asked_before = len(asked)
+        assert 4 <= done_before < 16 and not (out / "report.json").exists()
+        from r1ci_verl.cli import main
+
+        assert main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    keys = [(a["index"], a["sample"]) for a in report["answers"]]
+    assert len(keys) == len(set(keys)) == 16
+    assert len(asked) - asked_before == 16 - done_before  # only the missing answers were sampled
