@@ -86,16 +86,16 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def bench_per_turn(tokenizer, turn_chars: int, repeats: int) -> None:
-    from r1ci_verl.rollout.agent_loop import _Trajectory
+    from r1ci_verl.rollout.engine import EngineRules, Trajectory, TurnEngine
 
-    loop = make_loop(tokenizer, server=None, sandbox={})
+    loop = TurnEngine(tokenizer, EngineRules(), None, None)  # the turn engine the agent loop drives
     turn_ids = tokenizer.encode(code_turn(0, turn_chars), add_special_tokens=False)
     body = "362880\n" * 4
     overhead, baseline, parts = [], [], {"cut": [], "insert": [], "append": []}
     for _ in range(repeats):
-        traj = _Trajectory(prompt_ids=[1] * 200, budget=8192)
+        traj = Trajectory(prompt_ids=[1] * 200, budget=8192)
         t0 = time.perf_counter()
-        keep, text, block = loop._cut_after_block(traj.segment_ids, turn_ids)
+        keep, text, block = loop.cut_after_block(traj.segment_ids, turn_ids)
         t1 = time.perf_counter()
         traj.add_generated(turn_ids[:keep], [0.0] * keep)
         t2 = time.perf_counter()

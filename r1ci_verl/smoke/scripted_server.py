@@ -16,11 +16,17 @@ from __future__ import annotations
 
 import copy
 import json
+import socket
 import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Sequence
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # 64 concurrent clients must not see refused connections
+    daemon_threads = True
+
 
 SCRIPTED_LABEL = "scripted (rule-based replies, no model)"
 
@@ -48,6 +54,12 @@ class ScriptedOpenAIServer:
 
             def log_message(self, *args: Any) -> None:  # quiet: tests and progress bars
                 return
+
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body go out as two writes: without NODELAY each reply waits ~40 ms
+                # for a delayed ACK.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/") == "/v1/models":
@@ -91,7 +103,7 @@ class ScriptedOpenAIServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._httpd = _Server(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="scripted-openai", daemon=True)
 
