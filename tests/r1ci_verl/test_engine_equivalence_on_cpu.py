@@ -81,3 +81,35 @@ def test_agent_loop_and_offline_rollout_agree(make_code_loop, tiny_tokenizer, te
     assert offline_out.num_turns == loop_out.num_turns
     assert offline_out.generated_tokens == sum(loop_out.response_mask)
     assert offline_out.response_tokens == len(loop_out.response_ids)
+
+
+def test_engine_clients_and_offline_rollouts_do_not_import_verl():
+    import subprocess
+    import sys
+
+    code = ("import sys; import r1ci_verl.rollout.engine, r1ci_verl.rollout.clients, r1ci_verl.rollout.offline, "
+            "r1ci_verl.evaluation, r1ci_verl.synth; print(sorted(m for m in sys.modules if m.split('.')[0] == 'verl'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_transformers_client_continues_token_in_token_out(tiny_model_dir):
+    """Greedy: 8 tokens at once equal 4 tokens and then 4 more from the ids so far (no re-tokenizing)."""
+    from r1ci_verl.rollout.clients import TransformersClient
+
+    client = TransformersClient(str(tiny_model_dir))
+    prompt = client.prompt_ids(MESSAGES)
+    greedy = SamplingConfig(temperature=0.0)
+
+    async def go():
+        whole = await client.generate(prompt, 8, (), greedy, seed=0)
+        first = await client.generate(prompt, 4, (), greedy, seed=0)
+        rest = await client.generate(prompt + first.token_ids, 4, (), greedy, seed=0)
+        return whole.token_ids, first.token_ids + rest.token_ids
+
+    whole, pieces = asyncio.run(go())
+    eos = client.tokenizer.eos_token_id
+    if eos in whole[:4]:
+        return  # the random model ended early: nothing to continue
+    assert len(whole) <= 8 and pieces[: len(whole)] == whole
+    assert client.usage.requests == 3 and client.usage.completion_tokens == len(whole) + len(pieces)
