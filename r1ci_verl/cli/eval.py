@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "transcript and score), report.md and accuracy.png. Rerunning the same command resumes.",
     )
     p.add_argument("--data", default="data/r1ci/test.parquet",
-                   help="RL parquet of the questions (default: %(default)s, from `r1ci data build`)")
+                   help="RL parquet of the questions, from `r1ci data build` (default: %(default)s)")
     p.add_argument("--tasks", nargs="+", help="only these tasks of --data (e.g. bbh/navigate)")
     p.add_argument("--limit-per-task", type=int, help="only the first N questions of each task")
     p.add_argument("--out", help="output directory (required)")

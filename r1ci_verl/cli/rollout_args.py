@@ -26,8 +26,8 @@ def add_client_args(parser: argparse.ArgumentParser, model_help: str) -> None:
     g.add_argument("--tokenizer", help="openai: local path or hub id of the served model's tokenizer, whose chat "
                    "template renders prompts (default: --model when it is a local directory)")
     g.add_argument("--api", choices=("completions", "chat"), default="completions",
-                   help="openai: continue the answer via /completions or chat with continue_final_message "
-                   "(default: %(default)s; see docs/eval.md)")
+                   help="openai: continue the answer via /completions, or chat with continue_final_message; "
+                   "see docs/eval.md (default: %(default)s)")
     g.add_argument("--server", choices=("vllm", "sglang", "openai"), default="vllm",
                    help="openai: the server kind, which picks request extras (default: %(default)s)")
     g.add_argument("--api-key-env", default="OPENAI_API_KEY",

@@ -12,6 +12,7 @@ from r1ci_verl.cli.rollout_args import add_client_args, add_rule_args, check_rul
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("sft", help="SFT warm-start data (teacher trajectories)")
+    parser.set_defaults(prog=parser.prog)
     commands = parser.add_subparsers(dest="sft_command", metavar="ACTION", required=True)
     p = commands.add_parser(
         "synth",
