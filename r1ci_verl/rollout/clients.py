@@ -24,7 +24,7 @@ import asyncio
 import logging
 import random
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -32,6 +32,7 @@ from r1ci_verl.rollout.engine import Generation, decode
 
 logger = logging.getLogger(__name__)
 
+CHAT_PROMPTS_KEPT = 100_000  # chat api: prompts remembered to find the messages behind a continuation
 SERVER_KINDS = ("vllm", "sglang", "openai")  # what extras a completions request may carry
 API_KINDS = ("completions", "chat")
 # Extra request fields per server so that a stop string stays in the returned text.
@@ -137,7 +138,9 @@ class OpenAIClient(Client):
         self.model, self.tokenizer, self.api, self.server = model, tokenizer, api, server
         self.max_retries, self.backoff_s, self.max_backoff_s = max_retries, backoff_s, max_backoff_s
         self.usage = Usage()
-        self._messages_by_prompt: dict[tuple[int, ...], list[dict[str, str]]] = {}  # chat api: rendered -> messages
+        # chat api: rendered prompt ids -> its messages (most recent CHAT_PROMPTS_KEPT), and their lengths
+        self._messages_by_prompt: OrderedDict[tuple[int, ...], list[dict[str, str]]] = OrderedDict()
+        self._prompt_lengths: Counter = Counter()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout_s)
 
@@ -209,13 +212,20 @@ class OpenAIClient(Client):
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         ids = super().prompt_ids(messages)
         if self.api == "chat":
+            if tuple(ids) not in self._messages_by_prompt:
+                self._prompt_lengths[len(ids)] += 1
             self._messages_by_prompt[tuple(ids)] = [dict(m) for m in messages]
+            while len(self._messages_by_prompt) > CHAT_PROMPTS_KEPT:
+                old, _ = self._messages_by_prompt.popitem(last=False)
+                self._prompt_lengths[len(old)] -= 1
+                if not self._prompt_lengths[len(old)]:
+                    del self._prompt_lengths[len(old)]
         return ids
 
     def _rendered_len(self, prompt_ids: list[int]) -> int:
-        for key in self._messages_by_prompt:
-            if tuple(prompt_ids[: len(key)]) == key:
-                return len(key)
+        for length in sorted(self._prompt_lengths, reverse=True):
+            if tuple(prompt_ids[:length]) in self._messages_by_prompt:
+                return length
         return len(prompt_ids)
 
     def _ids_from_text(self, text: str, choice: dict[str, Any], stop: Sequence[str]) -> list[int]:
