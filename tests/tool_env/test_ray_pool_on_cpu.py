@@ -16,8 +16,9 @@ import pytest
 import ray
 from contract import SandboxContract
 
-from tool_env import SandboxClosedError, SandboxConfig, create_sandbox, ray_pool
-from tool_env.ray_pool import RayPoolOptions, RaySandbox
+from tool_env import SandboxClosedError, SandboxConfig, create_sandbox
+from tool_env.ray import sessions as ray_sessions
+from tool_env.ray import RayPoolOptions, RaySandbox
 
 NODE_RESOURCE = "sandbox_cpu"  # a custom resource marks "CPU nodes for sandboxes"
 TIMEOUT_S = 5.0
@@ -169,7 +170,7 @@ async def test_actor_killed_mid_run_answers_promptly(pool: RaySandbox) -> None:
 
 
 def test_hung_actor_is_declared_crashed_and_replaced(pool: RaySandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ray_pool, "PING_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(ray_sessions, "PING_TIMEOUT_S", 1.0)
     session = pool.session(stateful=True)
     session.run("pass")
     slot = session._route.slot  # type: ignore[attr-defined, union-attr]
