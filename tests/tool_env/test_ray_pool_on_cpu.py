@@ -272,3 +272,23 @@ def test_closed_pool_refuses_work(ray_cluster: None) -> None:
 def test_bad_options_are_rejected_by_name(extra: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RayPoolOptions.from_extra(extra)
+
+
+def test_first_run_after_a_lost_actor_says_the_session_restarted(pool: RaySandbox) -> None:
+    with pool.session(stateful=True) as session:
+        assert "session_restarted" not in session.run("x = 1").extra
+        ray.kill(pool.actor_handles()[session._route.slot], no_restart=True)  # type: ignore[attr-defined, union-attr]
+        assert session.run("print(x)").error.name == "WorkerCrashed"
+        fresh = session.run("print('x' in globals())")
+        assert fresh.stdout == "False\n" and fresh.extra.get("session_restarted") is True  # like the local backend
+        assert "session_restarted" not in session.run("print(1)").extra
+
+
+def test_actor_starts_no_more_workers_than_the_cpus_it_reserved(ray_cluster: None) -> None:
+    config = SandboxConfig(
+        backend="ray", pool_size=4, timeout_s=TIMEOUT_S, extra={"ray_num_actors": 1, "ray_actor_options": {"num_cpus": 1}}
+    )
+    with create_sandbox(config) as sandbox:
+        (actor,) = sandbox.actor_handles()
+        assert ray.get(actor.pool_size.remote()) == 1
+        assert sandbox.run("print(2)").stdout == "2\n"

@@ -81,16 +81,15 @@ class SandboxActor:
 
 
 def reserved_cpus() -> float | None:
-    """CPUs Ray reserved for this actor (None outside an actor or when it reserved none)."""
+    """CPUs Ray reserved for this actor (0 when it reserved none; None outside a Ray worker)."""
     try:
-        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+        return float(ray.get_runtime_context().get_assigned_resources().get("CPU", 0.0))
     except Exception:  # noqa: BLE001 - not inside a Ray worker
         return None
-    return cpus or None
 
 
 def cap_pool_to_reserved_cpus(config: SandboxConfig, cpus: float | None) -> SandboxConfig:
-    """An actor runs at most one worker per reserved CPU: more would steal cores Ray gave others."""
+    """An actor runs at most one worker per reserved CPU (at least one): more would steal cores Ray gave others."""
     if cpus is None:
         return config
     limit = max(1, math.floor(cpus))
