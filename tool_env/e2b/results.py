@@ -88,7 +88,12 @@ def result_from_execution(execution: Execution, duration_s: float, max_chars: in
     """
     stderr_text = "".join(execution.logs.stderr)
     error = None
-    if execution.error is not None:
+    exit_code = 0
+    if execution.error is not None and execution.error.name == "SystemExit":
+        # IPython reports sys.exit() as an error; a script just exits with that status.
+        exit_code, error, stderr_text = _system_exit(execution.error.value, stderr_text)
+    elif execution.error is not None:
+        exit_code = 1
         traceback, _ = truncate_text(_ANSI_ESCAPE.sub("", execution.error.traceback or ""), max_chars)
         error = ExecutionError(name=execution.error.name, message=execution.error.value, traceback=traceback)
         if traceback:
@@ -102,12 +107,22 @@ def result_from_execution(execution: Execution, duration_s: float, max_chars: in
         stdout=stdout,
         stderr=stderr,
         error=error,
-        exit_code=1 if error is not None else 0,
+        exit_code=exit_code,
         duration_s=duration_s,
         stdout_truncated=stdout_cut,
         stderr_truncated=stderr_cut,
         extra={"backend": "e2b", "sandbox_id": sandbox_id, "displayed": displayed},
     )
+
+
+def _system_exit(value: str, stderr_text: str) -> tuple[int, ExecutionError | None, str]:
+    """(exit code, error, stderr) as `python script.py` would give for sys.exit(value)."""
+    value = (value or "").strip()
+    if value in ("", "None", "0"):
+        return 0, None, stderr_text
+    if value.lstrip("-").isdigit():
+        return int(value), ExecutionError("SystemExit", value), stderr_text
+    return 1, ExecutionError("SystemExit", value), stderr_text + value + "\n"  # Python prints a non-int code
 
 
 def result_from_failure(
