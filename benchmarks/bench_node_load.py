@@ -5,7 +5,8 @@ trajectories, up to 8 code calls each, spread over verl's 8 agent-loop workers):
 trajectory alternates a "generation" pause with one code block in its own session. It
 reports, for the node-aware default (`pool_size: 0` = each worker's share of the node's
 cores) and, measured in the same run, the old default (every worker a pool of all cores):
-warm workers started, peak RSS of all sandbox processes on the node, queue wait p50/p99 and
+warm workers started, peak RSS of all sandbox processes on the node, queue wait p50/p99 (time
+waiting for a pool slot), run p99 (the run itself: CPU contention shows here), wall time and
 whether every trajectory completed.
 
     python benchmarks/bench_node_load.py                # paper scale: 8 workers, 640 trajectories
@@ -52,7 +53,7 @@ def worker_main(load: Load, pool_size: int, share: int, seed: int, out: mp.Queue
     config = SandboxConfig(pool_size=pool_size, stateful=load.stateful, timeout_s=30.0,
                            preload_modules=("math", "json"))
 
-    async def trajectory(sandbox) -> list[float]:
+    async def trajectory(sandbox) -> list[tuple[float, float]]:
         waits = []
         async with sandbox.async_session(stateful=load.stateful) as session:
             for _ in range(load.calls):
@@ -60,17 +61,18 @@ def worker_main(load: Load, pool_size: int, share: int, seed: int, out: mp.Queue
                 result = await session.run(SNIPPET.format(n=rng.randint(1_000, 50_000)))
                 if not result.ok:
                     raise RuntimeError(f"code call failed: {result.error}")
-                waits.append(result.queue_wait_s)
+                waits.append((result.queue_wait_s, result.duration_s))
         return waits
 
     async def main() -> None:
         sandbox = await ashared_sandbox(config)
         started = time.monotonic()
         outcomes = await asyncio.gather(*(trajectory(sandbox) for _ in range(share)), return_exceptions=True)
-        waits = [w for o in outcomes if isinstance(o, list) for w in o]
+        waits = [w for o in outcomes if isinstance(o, list) for w, _ in o]
+        runs = [d for o in outcomes if isinstance(o, list) for _, d in o]
         failed = sum(isinstance(o, BaseException) for o in outcomes)
         metrics = sandbox.metrics()
-        out.put({"waits": waits, "failed": failed, "done": share - failed, "elapsed": time.monotonic() - started,
+        out.put({"waits": waits, "runs": runs, "failed": failed, "done": share - failed, "elapsed": time.monotonic() - started,
                  "workers_started": metrics["sandbox/workers_started"],
                  "evictions": metrics["sandbox/session_evictions"]})
 
@@ -110,12 +112,14 @@ def run(load: Load, pool_size: int) -> dict:
     stop.set()
     sampler.join()
     waits = sorted(w for r in reports for w in r["waits"])
+    runs = sorted(d for r in reports for d in r["runs"])
     return {
         "pool_per_worker": pool_size,
         "workers_started": sum(r["workers_started"] for r in reports),
         "peak_rss_mb": peak[0] / 2**20,
         "wait_p50_s": percentile(waits, 50),
         "wait_p99_s": percentile(waits, 99),
+        "run_p99_s": percentile(runs, 99),
         "completed": sum(r["done"] for r in reports),
         "failed": sum(r["failed"] for r in reports),
         "calls": len(waits),
@@ -130,22 +134,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node-cpus", type=int, default=os.cpu_count() or 1, help="cores of the node to size for")
     parser.add_argument("--stateful", action="store_true", help="stateful sessions (each holds a worker)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the old all-cores-per-worker default")
+    parser.add_argument("--workers", type=int, help="agent-loop worker processes (paper: 8)")
+    parser.add_argument("--trajectories", type=int, help="concurrent trajectories on the node (paper: 640)")
+    parser.add_argument("--calls", type=int, help="code calls per trajectory (paper: up to 8)")
+    parser.add_argument("--generate-s", type=float, help="mean generation pause between calls")
     args = parser.parse_args(argv)
     if args.quick:
         load = Load(workers=2, trajectories=32, calls=3, generate_s=0.05, stateful=args.stateful)
     else:
         load = Load(workers=8, trajectories=640, calls=8, generate_s=0.5, stateful=args.stateful)
+    load = Load(
+        workers=args.workers or load.workers, trajectories=args.trajectories or load.trajectories,
+        calls=args.calls or load.calls, generate_s=args.generate_s or load.generate_s, stateful=args.stateful,
+    )
     rows = [("node-aware default", run(load, auto_pool_size(args.node_cpus, load.workers)))]
     if not args.no_baseline:
         rows.append(("old default (all cores per worker)", run(load, args.node_cpus)))
     print(f"{load.trajectories} trajectories x {load.calls} calls on {load.workers} agent-loop workers, "
           f"pools sized for a {args.node_cpus}-core node ({os.cpu_count()} cores here)")
-    header = ("setting", "pool/worker", "workers", "peak RSS MB", "wait p50 s", "wait p99 s", "completed", "failed",
-              "evictions", "wall s")
+    header = ("setting", "pool/worker", "workers", "peak RSS MB", "wait p50 s", "wait p99 s", "run p99 s", "completed",
+              "failed", "evictions", "wall s")
     print(" | ".join(header))
     for name, r in rows:
         print(" | ".join([name, str(r["pool_per_worker"]), f"{r['workers_started']:.0f}", f"{r['peak_rss_mb']:.0f}",
-                          f"{r['wait_p50_s']:.3f}", f"{r['wait_p99_s']:.3f}", f"{r['completed']}/{load.trajectories}",
+                          f"{r['wait_p50_s']:.3f}", f"{r['wait_p99_s']:.3f}", f"{r['run_p99_s']:.3f}",
+                          f"{r['completed']}/{load.trajectories}",
                           str(r["failed"]), f"{r['evictions']:.0f}", f"{r['wall_s']:.1f}"]))
     if len(rows) == 2:
         new, old = rows[0][1], rows[1][1]

@@ -104,3 +104,23 @@ def test_each_worker_takes_its_share_of_the_node():
     sized = sandbox_service.node_sized(SandboxConfig(), rollout)
     assert sized.processes_per_node == 8  # one node outside Ray: all 8 workers share it
     assert sandbox_service.node_sized(SandboxConfig(pool_size=3), rollout).processes_per_node == 0  # user-sized
+
+
+async def test_first_trajectory_builds_the_sandbox_without_stalling_the_event_loop(make_code_loop, tiny_tokenizer):
+    import asyncio
+    import time
+
+    ticks, stop = [], asyncio.Event()
+
+    async def ticker() -> None:  # another trajectory of the same worker, waiting on its engine
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(ticker())
+    out = await roll(make_code_loop, tiny_tokenizer, {"timeout_s": 2.0, "pool_size": 2, "memory_mb": 1024})
+    stop.set()
+    await task
+    assert out.extra_fields["num_code_calls"] == 1
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert max(gaps) < 0.5  # building a fresh pool (a second or more: numpy, sympy preloaded) never held the loop
