@@ -44,17 +44,21 @@ def _key(config: SandboxConfig) -> str:
     return json.dumps({**config.to_dict(), "stateful": None}, sort_keys=True, default=str)
 
 
-def shared_sandbox(config: SandboxConfig) -> "SharedSandbox":
-    """The process-wide sandbox for `config`, built here (blocking) if it is not yet."""
+def _claim(config: SandboxConfig) -> tuple[str, "SharedSandbox | None", concurrent.futures.Future | None, bool]:
+    """(key, the built sandbox or None, the build to wait on, whether this caller must run it)."""
     key = _key(config)
     with _sandboxes_lock:
         sandbox = _sandboxes.get(key)
         build = _builds.get(key)
-        if sandbox is None and build is None:
+        owner = sandbox is None and build is None
+        if owner:
             build = _builds[key] = concurrent.futures.Future()
-            owner = True
-        else:
-            owner = False
+    return key, sandbox, build, owner
+
+
+def shared_sandbox(config: SandboxConfig) -> "SharedSandbox":
+    """The process-wide sandbox for `config`, built here (blocking, unchecked) if it is not yet."""
+    key, sandbox, build, owner = _claim(config)
     if sandbox is not None:
         return sandbox
     if owner:
@@ -64,13 +68,7 @@ def shared_sandbox(config: SandboxConfig) -> "SharedSandbox":
 
 def prepare_shared_sandbox(config: SandboxConfig) -> "SharedSandbox":
     """Build, validate and warm the shared sandbox now (worker start); SandboxUnavailableError if it cannot run code."""
-    key = _key(config)
-    with _sandboxes_lock:
-        sandbox = _sandboxes.get(key)
-        build = _builds.get(key)
-        owner = sandbox is None and build is None
-        if owner:
-            build = _builds[key] = concurrent.futures.Future()
+    key, sandbox, build, owner = _claim(config)
     if sandbox is not None:
         return sandbox
     if owner:
@@ -80,13 +78,7 @@ def prepare_shared_sandbox(config: SandboxConfig) -> "SharedSandbox":
 
 async def ashared_sandbox(config: SandboxConfig) -> "SharedSandbox":
     """`prepare_shared_sandbox` off the event loop: concurrent callers await one build."""
-    key = _key(config)
-    with _sandboxes_lock:
-        sandbox = _sandboxes.get(key)
-        build = _builds.get(key)
-        owner = sandbox is None and build is None
-        if owner:
-            build = _builds[key] = concurrent.futures.Future()
+    key, sandbox, build, owner = _claim(config)
     if sandbox is not None:
         return sandbox
     if owner:
@@ -200,7 +192,8 @@ class SharedSandbox(Sandbox):
                 del self._live[id(victim)]
                 self._evictions += 1
         for victim in victims:
-            logger.info("tool_env: %d live sessions: evicting the least recently used", self.max_sessions)
+            logger.info("tool_env: more than max_sessions=%d live sessions: evicted the least recently used idle one",
+                        self.max_sessions)
             victim.evict()
 
     def touch(self, session: "_Capped") -> None:

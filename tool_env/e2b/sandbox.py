@@ -8,7 +8,6 @@ backoff; authentication, a bad template or a refusal past the retries make the r
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import random
 import threading
@@ -77,30 +76,32 @@ class E2BSandbox(Sandbox):
 
     # -- used by the sessions -------------------------------------------------------------
     def start_cloud(self) -> CloudSandbox:
-        for attempt in itertools.count():
+        attempt = 0
+        while True:
             try:
                 cloud = self._cloud.create(self._api_key)
+                break
             except BaseException as exc:
                 if not self._retry_create(exc, attempt):
                     raise
-                time.sleep(self._backoff_s(attempt))
-                continue
-            self._count("sandboxes_started")
-            return cloud
-        raise AssertionError("unreachable")
+            time.sleep(self._backoff_s(attempt))
+            attempt += 1
+        self._count("sandboxes_started")
+        return cloud
 
     async def astart_cloud(self) -> AsyncCloudSandbox:
-        for attempt in itertools.count():
+        attempt = 0
+        while True:
             try:
                 cloud = await self._cloud.acreate(self._api_key)
+                break
             except BaseException as exc:
                 if not self._retry_create(exc, attempt):
                     raise
-                await asyncio.sleep(self._backoff_s(attempt))
-                continue
-            self._count("sandboxes_started")
-            return cloud
-        raise AssertionError("unreachable")
+            await asyncio.sleep(self._backoff_s(attempt))
+            attempt += 1
+        self._count("sandboxes_started")
+        return cloud
 
     def kill_cloud(self, cloud: CloudSandbox) -> None:
         self._guarded_kill(cloud.kill, cloud.sandbox_id)
@@ -123,7 +124,7 @@ class E2BSandbox(Sandbox):
         if isinstance(exc, RETRYABLE) and attempt < self.options.create_retries:
             self._count("create_retries")
             logger.info("E2B refused a sandbox (%s); retry %d of %d", exc, attempt + 1, self.options.create_retries)
-            return False if self.closed else True
+            return not self.closed
         self._count("create_failures")
         self.count_failure(exc)
         return False
