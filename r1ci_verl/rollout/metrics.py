@@ -19,6 +19,12 @@ DEFAULT_MAX_FAILURE_RATE = 0.25  # r1ci.max_sandbox_failure_rate: above this sha
 MIN_CALLS_FOR_FAILURE_RATE = 16  # fewer code calls in a step are too few to judge the sandbox by
 
 
+STEP_COUNTERS = (
+    "sandbox/runs", "sandbox/timeouts", "sandbox/crashes", "sandbox/unavailable", "sandbox/errors",
+    "sandbox/session_evictions",
+)  # fmt: skip  # totals whose per-step change is logged as "<name>/step"
+
+
 class SandboxFailureError(RuntimeError):
     """Too many code calls of a step failed in the sandbox itself: training on would be blind."""
 
@@ -121,3 +127,19 @@ def _summary(metrics: dict[str, float]) -> str:
     keys = ("sandbox/crashes", "sandbox/unavailable", "sandbox/timeouts", "e2b/auth_failures", "e2b/rate_limited",
             "ray/actor_restarts")
     return ", ".join(f"{k}={metrics[k]:g}" for k in keys if k in metrics) or "none reported"
+
+
+class SandboxStepCounters:
+    """Turns the workers' running totals into per-step counts (`sandbox/crashes/step`, ...)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def update(self, metrics: dict[str, float]) -> dict[str, float]:
+        steps = {}
+        for key in STEP_COUNTERS:
+            if key in metrics:
+                # A restarted worker starts from zero again: never report a negative count.
+                steps[f"{key}/step"] = max(0.0, metrics[key] - self._last.get(key, 0.0))
+                self._last[key] = metrics[key]
+        return steps

@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from r1ci_verl.training.curriculum import CurriculumConfig, CurriculumSampler, load_pass_rates
 from r1ci_verl.rollout.metrics import (
     DEFAULT_MAX_FAILURE_RATE,
+    SandboxStepCounters,
     as_list,
     check_failure_rate,
     padding_flags,
@@ -129,7 +130,10 @@ class RolloutMetricsTrainerMixin:
         extra_fields, padding = as_list(data["extra_fields"]), padding_flags(batch)
         metrics.update(rollout_metrics(extra_fields, padding))
         sandbox = sandbox_step_metrics(extra_fields, padding)
+        if not hasattr(self, "_sandbox_counters"):
+            self._sandbox_counters = SandboxStepCounters()
         metrics.update(sandbox)
+        metrics.update(self._sandbox_counters.update(sandbox))
         check_failure_rate(sandbox, max_sandbox_failure_rate(self.config))
 
 

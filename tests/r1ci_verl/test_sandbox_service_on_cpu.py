@@ -11,7 +11,12 @@ from omegaconf import OmegaConf
 from e2b_fakes import FakeE2BCloud, stdout  # FAKE of the E2B cloud boundary
 from fakes import FakeScriptedLLMServer
 from r1ci_verl.rollout import sandbox_service
-from r1ci_verl.rollout.metrics import SandboxFailureError, check_failure_rate, sandbox_step_metrics
+from r1ci_verl.rollout.metrics import (
+    SandboxFailureError,
+    SandboxStepCounters,
+    check_failure_rate,
+    sandbox_step_metrics,
+)
 from r1ci_verl.training.main_grpo import max_sandbox_failure_rate
 from tool_env import SandboxConfig, SandboxUnavailableError
 from tool_env.base import HEALTH_CHECK_CODE, HEALTH_CHECK_OUTPUT
@@ -124,3 +129,54 @@ async def test_first_trajectory_builds_the_sandbox_without_stalling_the_event_lo
     assert out.extra_fields["num_code_calls"] == 1
     gaps = [b - a for a, b in zip(ticks, ticks[1:])]
     assert max(gaps) < 0.5  # building a fresh pool (a second or more: numpy, sympy preloaded) never held the loop
+
+
+def test_running_totals_become_per_step_counts():
+    counters = SandboxStepCounters()
+    first = counters.update({"sandbox/crashes": 2.0, "sandbox/runs": 10.0, "sandbox/queue_wait_p99_s": 1.0})
+    assert first == {"sandbox/crashes/step": 2.0, "sandbox/runs/step": 10.0}
+    assert counters.update({"sandbox/crashes": 5.0, "sandbox/runs": 30.0}) == {
+        "sandbox/crashes/step": 3.0, "sandbox/runs/step": 20.0}
+    assert counters.update({"sandbox/crashes": 1.0})["sandbox/crashes/step"] == 0.0  # a worker restarted
+
+
+class _VerlTrainerStandIn:
+    """Only the hook the mixin extends (verl's trainer needs GPUs workers to build)."""
+
+    def _compute_metrics(self, batch, metrics, timing_raw, **kwargs):
+        metrics["verl/own"] = 1.0
+
+
+def step_metrics(monkeypatch, rows: list[dict], config: dict) -> dict:
+    """Run the trainer mixin's per-step hook on rows stored the way verl's transfer queue returns them."""
+    import transfer_queue
+    from types import SimpleNamespace
+
+    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+    from r1ci_verl.training.main_grpo import RolloutMetricsTrainerMixin
+
+    stored = list_of_dict_to_tensordict([{"extra_fields": row} for row in rows])
+    monkeypatch.setattr(transfer_queue, "kv_batch_get", lambda **kw: stored)  # FAKE of the transfer queue read
+    trainer_cls = type("T", (RolloutMetricsTrainerMixin, _VerlTrainerStandIn), {})
+    trainer = trainer_cls()
+    trainer.config = OmegaConf.create(config)
+    batch = SimpleNamespace(keys=list(range(len(rows))), partition_id="train", tags=[{}] * len(rows))
+    metrics: dict = {}
+    trainer._compute_metrics(batch, metrics, {})
+    return metrics
+
+
+def test_trainer_logs_sandbox_metrics_each_step(monkeypatch):
+    rows = [traj(2, 0, snapshot("a:1", runs=4, crashes=1, wait_p99=0.3))] * 20
+    metrics = step_metrics(monkeypatch, rows, {})
+    assert metrics["verl/own"] == 1.0
+    assert metrics["sandbox/crashes"] == 1 and metrics["sandbox/queue_wait_p99_s"] == 0.3
+    assert metrics["sandbox/crashes/step"] == 1 and metrics["sandbox/failure_rate"] == 0.0
+
+
+def test_trainer_stops_a_run_whose_sandbox_fails(monkeypatch):
+    rows = [traj(2, 1, snapshot("a:1", runs=4, crashes=20, wait_p99=0.3))] * 20  # half the calls failed
+    with pytest.raises(SandboxFailureError, match="50% of this step's 40 code calls"):
+        step_metrics(monkeypatch, rows, {})
+    assert step_metrics(monkeypatch, rows, {"r1ci": {"max_sandbox_failure_rate": 1.0}})["sandbox/failure_rate"] == 0.5
