@@ -7,8 +7,9 @@ node ``r1ci.agent_loop`` of the trainer config (``+r1ci.agent_loop.max_code_call
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from reward_fns import protocol
 from tool_env import SandboxConfig
@@ -47,7 +48,7 @@ class AgentLoopSettings:
             values = _plain(layer)
             unknown = sorted(set(values) - known)
             if unknown:
-                raise ValueError(f"unknown agent_loop settings {unknown}; known: {sorted(known)}")
+                raise ValueError(unknown_keys_message(unknown, "agent_loop settings"))
             sandbox.update(_plain(values.pop("sandbox", None)))
             merged.update(values)
         return cls(**merged, sandbox=SandboxConfig.from_mapping(sandbox))
@@ -64,3 +65,21 @@ def _plain(values: Any) -> dict[str, Any]:
     if not isinstance(values, Mapping):
         raise TypeError(f"expected a mapping of settings, got {type(values).__name__}")
     return dict(values)
+
+
+def _known_keys() -> list[str]:
+    """Top-level settings and ``sandbox.<key>``: the names a typo is matched against."""
+    top = [f.name for f in fields(AgentLoopSettings)]
+    return top + [f"sandbox.{f.name}" for f in fields(SandboxConfig)]
+
+
+def unknown_keys_message(keys: Iterable[str], source: str) -> str:
+    """``unknown key 'max_code_cals' in <source> (did you mean 'max_code_calls'?)``, one per key."""
+    known = _known_keys()
+    by_leaf = {name.rsplit(".", 1)[-1]: name for name in reversed(known)}  # `stateful` -> `sandbox.stateful`
+    parts = []
+    for key in keys:
+        guess = by_leaf.get(key) if key not in known else None
+        guess = guess or next(iter(difflib.get_close_matches(key, known, n=1)), None)
+        parts.append(f"unknown key {key!r}" + (f" (did you mean {guess!r}?)" if guess else ""))
+    return f"{'; '.join(parts)} in {source}; known keys: {', '.join(known)}"
