@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ def _check(args: argparse.Namespace) -> int:
         raise UsageError("--gold and --answers exclude each other")
     if args.output:
         check_output_path(args.output, suffixes=(".jsonl",), flag="--output")
+    _import_from_cwd()
     try:
         run = check(data, answers, gold=args.gold, reward_specs=args.reward, unknown_task=args.unknown_task)
     except CheckInputError as exc:
@@ -74,6 +76,17 @@ def _check(args: argparse.Namespace) -> int:
         print(f"accuracy {run.accuracy:.1%} is below --fail-under {args.fail_under:.1%}", file=sys.stderr)
         return 1
     return 0
+
+
+def _import_from_cwd() -> None:
+    """`--reward my_pkg.mod:fn` finds my_pkg in the current directory, as under `python -m`.
+
+    The installed `r1ci` script, unlike `python -m`, does not put the current directory on
+    sys.path, so a documented dotted spec would not import from where the user stands.
+    """
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 def print_report(run: Any, max_failures: int) -> None:
