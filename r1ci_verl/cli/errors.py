@@ -37,13 +37,17 @@ class RunError(Exception):
     exit_code = RUNTIME_EXIT
 
 
+def _shows_default(action: argparse.Action) -> bool:
+    default = action.default
+    return not (default is None or default is False or default == argparse.SUPPRESS or default == [])
+
+
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Append ``(default: X)`` to every option that has a meaningful default (not None/False)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         help_text = action.help or ""
-        default = action.default
-        if "%(default)" in help_text or default is None or default is False or default == argparse.SUPPRESS or default == []:
+        if "%(default)" in help_text or not _shows_default(action):
             return help_text
         if not action.option_strings and action.nargs not in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
             return help_text
@@ -57,6 +61,12 @@ class CommandParser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
         self.set_defaults(prog=self.prog)  # the innermost command's name for error messages
+
+    def _add_action(self, action: argparse.Action) -> argparse.Action:
+        """An option added without help still shows its default (argparse skips help-less options)."""
+        if action.help is None and action.option_strings and _shows_default(action):
+            action.help = "(default: %(default)s)"
+        return super()._add_action(action)
 
     def error(self, message: str) -> NoReturn:
         """One line, exit status 2 (argparse's default also prints the whole usage)."""

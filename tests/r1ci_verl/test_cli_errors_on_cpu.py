@@ -154,6 +154,38 @@ def test_every_help_shows_defaults():
         assert run.code == 0 and shown in run.out, (argv, run.out)
 
 
+def _all_parsers(parser):
+    import argparse
+
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _all_parsers(child)
+
+
+def test_help_of_every_command_shows_every_default():
+    """Every option of every (nested) command with a real default names it in --help."""
+    from r1ci_verl.cli import build_parser
+
+    for parser in _all_parsers(build_parser()):
+        text = " ".join(parser.format_help().split())
+        for action in parser._actions:
+            default = action.default
+            if not action.option_strings or default is None or default is False or default == [] or action.dest == "help":
+                continue
+            if action.help == "==SUPPRESS==" or default == "==SUPPRESS==":
+                continue
+            assert f"(default: {default})" in text, f"{parser.prog} {action.option_strings[0]}: default {default!r} not shown"
+
+
+def test_every_command_name_in_errors_is_the_innermost_command():
+    from r1ci_verl.cli import build_parser
+
+    for parser in _all_parsers(build_parser()):
+        assert parser.get_default("prog") == parser.prog
+
+
 def test_good_input_still_works(tmp_path):
     """The same commands with good input: exit 0 and the output written."""
     (tmp_path / "ok.py").write_text("print(6 * 7)\n")
