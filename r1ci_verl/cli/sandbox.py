@@ -49,7 +49,10 @@ FLAG_OF_FIELD = {"timeout_s": "--timeout", "max_output_chars": "--max-output-cha
 
 def _read_code(source: str) -> str:
     if source == "-":
-        data = sys.stdin.buffer.read()
+        stream = getattr(sys.stdin, "buffer", None)  # a text-only stdin (tests, embedding) has no buffer
+        if stream is None:
+            return sys.stdin.read()
+        data = stream.read()
         label = "stdin"
     else:
         path = check_input_file(source)
