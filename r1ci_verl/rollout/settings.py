@@ -16,6 +16,8 @@ from tool_env import SandboxConfig
 
 
 HYDRA_NODE = ("r1ci", "agent_loop")  # trainer-config path of command-line overrides
+LOOP_TARGET = "r1ci_verl.rollout.agent_loop.CodeInterpreterAgentLoop"
+ENTRY_KEYS = ("name", "_target_")  # keys of an agent-loop YAML entry that verl itself reads
 MAX_GENERATE_CALLS = 64  # engine calls per trajectory; guards against an engine that stops without progress
 
 
@@ -83,3 +85,32 @@ def unknown_keys_message(keys: Iterable[str], source: str) -> str:
         guess = guess or next(iter(difflib.get_close_matches(key, known, n=1)), None)
         parts.append(f"unknown key {key!r}" + (f" (did you mean {guess!r}?)" if guess else ""))
     return f"{'; '.join(parts)} in {source}; known keys: {', '.join(known)}"
+
+
+def check_agent_loop_file(path: str | None) -> None:
+    """Validate our entries of an agent-loop YAML file before training starts (the driver).
+
+    verl reads the file only when a worker builds the first loop; checking it up front turns
+    a typo into an error at launch instead of after the models have loaded.
+    """
+    import os
+
+    import yaml
+
+    if not path or not os.path.isfile(path):  # verl itself reports a missing file, where it reads it
+        return
+
+    with open(path, encoding="utf-8") as f:
+        entries = yaml.safe_load(f) or []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, Mapping) or entry.get("_target_") != LOOP_TARGET:
+            continue
+        values = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
+        known = {f.name for f in fields(AgentLoopSettings)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(unknown_keys_message(unknown, f"the {entry.get('name')!r} entry of {path}"))
+        try:
+            AgentLoopSettings.from_layers(values)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{exc}, in the {entry.get('name')!r} entry of {path}") from None

@@ -52,3 +52,21 @@ def test_unknown_hydra_override_key_suggests_the_right_one():
 
     with pytest.raises(ValueError, match=r"unknown key 'max_code_cals' \(did you mean 'max_code_calls'\?\)"):
         AgentLoopSettings.from_layers({"max_code_cals": 3})
+
+
+def test_driver_checks_the_file_before_training(tmp_path):
+    """main_grpo checks our entries at launch, before Ray and the models start."""
+    from r1ci_verl.rollout.settings import check_agent_loop_file
+
+    check_agent_loop_file(str(RECIPES / "agent_loop.yaml"))  # the shipped file is valid
+    entries = yaml.safe_load((RECIPES / "agent_loop.yaml").read_text())
+    entries[0]["max_code_cals"] = 3
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(yaml.safe_dump(entries))
+    with pytest.raises(ValueError, match=r"unknown key 'max_code_cals' \(did you mean 'max_code_calls'\?\).*typo.yaml"):
+        check_agent_loop_file(str(typo))
+    entries[0].pop("max_code_cals")
+    entries[0]["sandbox"]["timeout_s"] = 0
+    typo.write_text(yaml.safe_dump(entries))
+    with pytest.raises(ValueError, match="timeout_s.*typo.yaml"):
+        check_agent_loop_file(str(typo))
