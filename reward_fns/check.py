@@ -203,7 +203,7 @@ def check_tasks_known(rows: list[Row]) -> None:
     """Every row's task has a verifier: else an error naming the first such row and similar names."""
     for row in rows:
         if not has_verifier(row.task):
-            family, _, base = row.task.rpartition("/")
+            base = row.task.rpartition("/")[2]
             similar = [v for v in list_verifiers() if base and base in v][:5]
             hint = f"; similar: {', '.join(similar)}" if similar else ""
             raise CheckInputError(f"no verifier registered for task {row.task!r}{hint}, {row.where}, field 'data_source'")

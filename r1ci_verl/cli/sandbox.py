@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from r1ci_verl.cli.errors import UsageError, check_input_file, positive_float, positive_int
