@@ -322,19 +322,19 @@ STUBS = {
     "torchrun": 'for a in "$@"; do case $a in trainer.default_local_dir=*) '
                 'mkdir -p "${a#*=}/global_step_3/huggingface";; esac; done',
 }
-# Blocks that run whole under the stubs: (doc, first line) -> fragments the log must hold.
+# Blocks that run whole under the stubs: (doc, text that picks the one block) -> fragments the log must hold.
 DRY_RUN = {
-    ("README.md", 'pip install torch==2.11.0 && pip install -e ".[gpu]"'): [
+    ("README.md", "recipes/run_sft.sh"): [
         "torchrun", "model.path=Qwen/Qwen2.5-14B-Instruct", "data.train_files=data/r1ci/sft.parquet",
         "--tokenizer checkpoints/r1ci/sft-14b/global_step_3/huggingface",
         "actor_rollout_ref.model.path=checkpoints/r1ci/sft-14b/global_step_3/huggingface",
         "+curriculum.potential_file=data/r1ci/potential.parquet",
         *(f"trainer.total_training_steps={steps}" for steps in (150, 300, 450, 600)),
     ],
-    ("docs/train.md", "MODEL_PATH=Qwen/Qwen2.5-14B-Instruct SFT_TRAIN_FILES=data/r1ci/sft.parquet"): [
+    ("docs/train.md", "recipes/run_sft.sh"): [
         "model.path=Qwen/Qwen2.5-14B-Instruct", "trainer.default_local_dir=checkpoints/r1ci/sft-14b",
     ],
-    ("docs/train.md", "export MODEL_PATH=checkpoints/r1ci/sft-14b/global_step_600/huggingface"): [
+    ("docs/train.md", "recipes/run_14b_stage.sh"): [
         "actor_rollout_ref.model.path=checkpoints/r1ci/sft-14b/global_step_600/huggingface",
         "trainer.default_local_dir=checkpoints/r1ci/grpo-14b", "trainer.total_training_steps=600",
     ],
@@ -342,8 +342,9 @@ DRY_RUN = {
 
 
 def dry_run_block(key: tuple[str, str]) -> Block:
-    (block,) = [b for b in BASH if b.doc == key[0] and b.text.lstrip().startswith(key[1])]
-    return block
+    found = [b for b in BASH if b.doc == key[0] and key[1] in b.text]
+    assert len(found) == 1, f"DRY_RUN key {key}: {len(found)} bash blocks of {key[0]} hold {key[1]!r}, expected 1"
+    return found[0]
 
 
 @pytest.mark.parametrize("key", sorted(DRY_RUN), ids=lambda key: f"{key[0]}: {key[1][:40]}")

@@ -98,7 +98,7 @@ def test_r1ci_commands_exist_and_are_documented():
         assert f"`r1ci {name}" in SURFACE, f"r1ci {name} missing from the README's surface section"
     for name in set(commands) - set(STABLE_COMMANDS):
         assert name in LATER_COMMANDS, f"new command r1ci {name}: add it to STABLE_COMMANDS and the README"
-        assert f"`r1ci {name}" in SURFACE, f"r1ci {name} missing from the README's surface section"
+        assert f"r1ci {name}" in README, f"r1ci {name} is not documented in the README"
 
 
 def _knobs(script: Path) -> set[str]:
