@@ -335,9 +335,15 @@ DRY_RUN = {
         "model.path=Qwen/Qwen2.5-14B-Instruct", "trainer.default_local_dir=checkpoints/r1ci/sft-14b",
     ],
     ("docs/train.md", "recipes/run_14b_stage.sh"): [
-        "actor_rollout_ref.model.path=checkpoints/r1ci/sft-14b/global_step_600/huggingface",
+        "actor_rollout_ref.model.path=checkpoints/r1ci/sft-14b/global_step_12/huggingface",
         "trainer.default_local_dir=checkpoints/r1ci/grpo-14b", "trainer.total_training_steps=600",
     ],
+}
+
+
+# What earlier steps would have left behind, for blocks that start mid-pipeline.
+DRY_RUN_SETUP = {
+    ("docs/train.md", "recipes/run_14b_stage.sh"): [f"checkpoints/r1ci/sft-14b/global_step_{n}/huggingface" for n in (6, 12)],
 }
 
 
@@ -356,6 +362,8 @@ def test_gpu_pipeline_runs_as_written_with_gpu_programs_stubbed(key, tmp_path):
         (bin_dir / name).write_text(f'#!/bin/bash\necho "{name} $*" >> "{log}"\n{body}\n')
         (bin_dir / name).chmod(0o755)
     (tmp_path / "recipes").symlink_to(ROOT / "recipes")
+    for directory in DRY_RUN_SETUP.get(key, ()):
+        (tmp_path / directory).mkdir(parents=True)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     for knob in ("MODEL_PATH", "STAGE", "OUT_DIR", "TRAIN_FILES", "POTENTIAL_FILE", "SFT_DIR"):
         env.pop(knob, None)
