@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable, Optional, Protocol, Sequence
 
 from reward_fns import protocol
 from tool_env import AsyncSession, ExecutionError, ExecutionResult
+from tool_env.result import is_infra_failure
 
 logger = logging.getLogger(__name__)
 
@@ -293,6 +294,7 @@ class SessionExecutor:
             stats.code_timeouts += bool(result.timed_out)
             stats.code_errors += result.error is not None and not result.timed_out
             stats.code_output_truncated += bool(result.truncated)
+            stats.sandbox_failures += is_infra_failure(result)  # the sandbox died, not the code
         stats.num_code_calls += 1
         stats.code_exec_time_s += time.perf_counter() - start
         return protocol.format_results_body(result, self.timeout_s)
