@@ -42,28 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_compare, prog=c.prog)
 
 
-def _select(questions, tasks, limit_per_task):
-    if tasks:
-        known = {q.task for q in questions}
-        missing = [t for t in tasks if t not in known]
-        if missing:
-            raise UsageError(f"--tasks: {missing[0]} has no question in --data (it holds {len(known)} tasks)")
-        questions = [q for q in questions if q.task in set(tasks)]
-    if limit_per_task is not None:
-        seen: dict[str, int] = {}
-        kept = []
-        for q in questions:
-            seen[q.task] = seen.get(q.task, 0) + 1
-            if seen[q.task] <= limit_per_task:
-                kept.append(q)
-        questions = kept
-    return questions
-
-
 def run(args: argparse.Namespace) -> int:
     from r1ci_verl.cli.rollout_args import build_client, command_logger, rollout_settings
     from r1ci_verl.evaluation import EvalConfig
-    from r1ci_verl.potential import load_questions
+    from r1ci_verl.potential.runner import load_questions, select_questions
 
     log = command_logger("eval", quiet=args.quiet)
     if not args.model:
@@ -77,9 +59,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--limit-per-task {args.limit_per_task}: must be >= 1")
     out = check_output_path(args.out, is_dir=True)
     try:
-        questions = _select(load_questions(args.data), args.tasks, args.limit_per_task)
+        questions = load_questions(args.data)
     except ValueError as exc:
         raise UsageError(f"--data {exc}") from None
+    try:
+        questions = select_questions(questions, args.tasks, args.limit_per_task)
+    except ValueError as exc:
+        raise UsageError(f"--tasks: {exc} (--data {args.data})") from None
     if not questions:
         raise UsageError(f"--data {args.data}: no questions")
     config = EvalConfig(n=args.n, concurrency=args.concurrency, seed=args.seed, rollout=rollout_settings(args))

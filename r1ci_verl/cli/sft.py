@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 from pathlib import Path
 
 from r1ci_verl.cli.errors import RunError, UsageError, check_output_path
@@ -59,9 +60,8 @@ def _refuse_test_tasks(questions, args) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from r1ci_verl.cli.eval import _select
     from r1ci_verl.cli.rollout_args import build_client, command_logger, rollout_settings
-    from r1ci_verl.potential import load_questions
+    from r1ci_verl.potential.runner import load_questions, select_questions
     from r1ci_verl.synth import SynthConfig
 
     log = command_logger("sft synth", quiet=args.quiet)
@@ -81,7 +81,7 @@ def run_synth(args: argparse.Namespace) -> int:
     if args.max_code_calls < 1:
         raise UsageError("--max-code-calls 0: teacher trajectories need code calls")
     try:
-        questions = _select(load_questions(args.data), None, args.limit_per_task)
+        questions = select_questions(load_questions(args.data), None, args.limit_per_task)
     except ValueError as exc:
         raise UsageError(f"--data {exc}") from None
     if not questions:
@@ -114,8 +114,6 @@ async def _synth(args, client, questions, config, out: Path, samples: Path, log)
     if failures:
         raise RunError(f"{failures} answers failed (see above); rerun the same command to retry them")
     kept, yields = select(questions, records, config)
-    import json
-
     write_text_atomic(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
     table = yield_table(yields)
     write_json_atomic(out.with_name(out.stem + ".yield.json"), {"teacher": config.teacher, "tasks": yields,

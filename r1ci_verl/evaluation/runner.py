@@ -12,7 +12,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from r1ci_verl.potential.runner import Question, ScoreFn, _score, default_score_fn
+from r1ci_verl.potential.runner import Question, ScoreFn, default_score_fn, score_answer
 from r1ci_verl.rollout.clients import Client, SamplingConfig
 from r1ci_verl.rollout.offline import ResultStore, RolloutSettings, rollout, run_jobs
 from reward_fns import protocol
@@ -61,7 +61,7 @@ async def evaluate(
         seed = zlib.crc32(f"{config.seed}/eval/{question.index}/{sample}".encode()) & 0x7FFFFFFF
         result = await rollout(client, eval_messages(question, config.add_system_prompt), config.rollout, seed,
                                open_session)
-        scored = await _score(score_fn, question, result.response)
+        scored = await score_answer(score_fn, question, result.response)
         return {
             "index": question.index, "sample": sample, "task": question.task, "data_source": question.data_source,
             "acc": float(scored["acc"]), "score": float(scored.get("score", scored["acc"])),

@@ -123,6 +123,24 @@ def load_questions(path: str | Path) -> list[Question]:
     return questions
 
 
+def select_questions(questions: Sequence[Question], tasks: Sequence[str] | None = None,
+                     limit_per_task: int | None = None) -> list[Question]:
+    """Only `tasks` (each must have questions; ValueError otherwise), and the first `limit_per_task` of each."""
+    if tasks:
+        known = {q.task for q in questions}
+        missing = [t for t in tasks if t not in known]
+        if missing:
+            raise ValueError(f"task {missing[0]} has no question here (it holds {len(known)} tasks)")
+        questions = [q for q in questions if q.task in set(tasks)]
+    seen: dict[str, int] = {}
+    kept = []
+    for q in questions:
+        seen[q.task] = seen.get(q.task, 0) + 1
+        if limit_per_task is None or seen[q.task] <= limit_per_task:
+            kept.append(q)
+    return kept
+
+
 def _looks_like_json(path: Path) -> bool:
     with path.open("rb") as handle:
         return handle.read(1) in (b"{", b"[")
@@ -150,7 +168,8 @@ def default_score_fn() -> ScoreFn:
     return compute_score
 
 
-async def _score(score_fn: ScoreFn, question: Question, response: str) -> dict[str, Any]:
+async def score_answer(score_fn: ScoreFn, question: Question, response: str) -> dict[str, Any]:
+    """Score one response with a verl-style compute_score (sync or async), off the event loop."""
     result = await asyncio.to_thread(
         score_fn, question.data_source, response, question.ground_truth, dict(question.extra_info)
     )
@@ -204,7 +223,7 @@ async def _answer_and_score(
     seed = sample_seed(config.seed, question.index, strategy.name, sample)
     result = await rollout(client, build_messages(strategy, question.prompt), config.settings_for(strategy), seed,
                            open_session if strategy.runs_code else None)
-    scored = await _score(score_fn, question, result.response)
+    scored = await score_answer(score_fn, question, result.response)
     record = {
         "index": question.index,
         "strategy": strategy.name,

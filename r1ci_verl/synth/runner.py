@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from r1ci_verl.potential.runner import Question, ScoreFn, _score, default_score_fn
+from r1ci_verl.potential.runner import Question, ScoreFn, default_score_fn, score_answer
 from r1ci_verl.potential.strategies import STRATEGIES, build_messages
 from r1ci_verl.rollout.clients import Client
 from r1ci_verl.rollout.offline import ResultStore, RolloutResult, RolloutSettings, rollout, run_jobs
@@ -100,7 +100,7 @@ async def synthesize(
         seed = zlib.crc32(f"{config.seed}/synth/{question.index}/{sample}".encode()) & 0x7FFFFFFF
         messages = build_messages(STRATEGIES[variant], question.prompt)
         result = await rollout(client, messages, config.rollout, seed, open_session)
-        scored = await _score(score_fn, question, result.response)
+        scored = await score_answer(score_fn, question, result.response)
         parsed = steps_of(result)
         renderable = parsed is not None and renders_back(question.prompt, *parsed, result.response)
         record = {
