@@ -30,6 +30,7 @@ _NUMBER = re.compile(
     """,
     re.VERBOSE,
 )
+_SCIENTIFIC = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+")
 _NUMBER_WORDS = {
     word: value
     for value, word in enumerate(
@@ -89,6 +90,15 @@ def parse_number(text: str) -> Fraction | None:
         return Fraction(match.group("num").replace(",", ""))
     except (ValueError, ZeroDivisionError):
         return None
+
+
+def number_text(text: str) -> str | None:
+    """The bare number a decorated answer writes ("$1,234.50" → "1234.50", "8 apples" → "8"), else None."""
+    text = clean_text(text)
+    if _SCIENTIFIC.fullmatch(text):
+        return text
+    match = _NUMBER.match(text)
+    return None if match is None else match.group("num").replace(",", "")
 
 
 def yes_no(text: str) -> bool | None:

@@ -103,8 +103,8 @@ def _unwrap(text: str | None) -> str | None:
     return text
 
 
-def number_matches(written: str, expected: float) -> bool:
-    """Whether the number text `written` equals `expected` up to float noise or correct rounding.
+def number_matches(written: str, expected: float, *, rel_tol: float = NUMERIC_REL_TOL) -> bool:
+    """Whether the number text `written` equals `expected` up to `rel_tol` or correct rounding.
 
     A value written with at least MIN_ROUNDED_DECIMALS decimals counts when it is `expected`
     rounded to that many places (the questions ask for no precision).
@@ -112,7 +112,7 @@ def number_matches(written: str, expected: float) -> bool:
     value = parse_number(written)
     if value is None:
         return False
-    if math.isclose(value, expected, rel_tol=NUMERIC_REL_TOL, abs_tol=NUMERIC_ABS_TOL):
+    if math.isclose(value, expected, rel_tol=rel_tol, abs_tol=NUMERIC_ABS_TOL):
         return True
     match = re.fullmatch(r"[-+]?\d*\.(\d+)", written.strip())
     if match and len(match.group(1)) >= MIN_ROUNDED_DECIMALS:
@@ -234,3 +234,44 @@ def evaluate_arithmetic(expression: str, *, allow_unary: bool = True) -> Evaluat
         raise ValueError(f"unsupported syntax in arithmetic: {type(node).__name__}")
 
     return Evaluated(walk(tree), numbers)
+
+
+# --- mathematical equivalence (LaTeX answers) ------------------------------------------------
+
+MAX_MATH_ANSWER_CHARS = 1_000  # MATH answers are short; longer text is not handed to the parser
+_MATH_DELIMITERS = ("$", "\\(", "\\[")
+
+
+def _as_latex_math(text: str) -> str:
+    """Wrap bare text as ``$...$``: math-verify then reads ``(18,-18)``, ``\\sqrt{12}`` and
+    ``8,\\!424,\\!000`` as maths; passed bare, it misreads them (measured with 0.9.0)."""
+    text = text.replace("\\$", "").strip()  # a currency sign (``\\$675``) math-verify cannot read
+    if text.count("$") % 2:
+        text = text.replace("$", "")  # "$675": a currency sign, not a delimiter
+    if any(mark in text for mark in _MATH_DELIMITERS) or "\\boxed" in text:
+        return text
+    return f"${text}$"
+
+
+class UnreadableReference(ValueError):
+    """math-verify cannot read the reference answer: a data problem, not a wrong answer."""
+
+
+def math_equivalent(answer: str | None, gold: str) -> bool:
+    """Whether `answer` is mathematically equal to the LaTeX `gold` (``\\frac{1}{2}`` = ``0.5``
+    = ``1/2``; ``2\\sqrt{3}`` = ``\\sqrt{12}``), by math-verify.
+
+    math-verify's own timeouts use SIGALRM, which fails outside the main thread and clobbers
+    other alarms, so they are off here: callers bound the time (see reward_fns.scoring).
+    """
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    text = clean(answer)
+    if not text or len(text) > MAX_MATH_ANSWER_CHARS:
+        return False
+    config = [LatexExtractionConfig(), ExprExtractionConfig()]
+    expected = parse(_as_latex_math(gold), extraction_config=config, parsing_timeout=None)
+    if not expected:
+        raise UnreadableReference(f"math-verify cannot read the reference answer {gold!r}")
+    given = parse(_as_latex_math(text), extraction_config=config, parsing_timeout=None)
+    return bool(given) and verify(expected, given, timeout_seconds=None)
