@@ -168,7 +168,7 @@ def test_rendered_prompt_formats_are_what_the_verifiers_accept():
 
 
 def test_question_less_symbench_tasks_get_prompts_from_meta():
-    assert set(PROMPT_RENDERERS) == {"blocksworld", "boxlift", "boxnet", "game24", "letters"}
+    assert set(PROMPT_RENDERERS) == {"blocksworld", "boxlift", "boxnet", "game24", "letters", "path_plan"}
     game24 = next(get_task("symbench/game24").questions(1))
     numbers = game24.reference.meta["derived_numbers"]
     assert all(str(n) in game24.prompt for n in numbers) and "24" in game24.prompt
