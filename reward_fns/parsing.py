@@ -14,6 +14,10 @@ import re
 from fractions import Fraction
 from typing import Any
 
+# Imported here, not lazily: budgeted verifiers run in processes forked from this one, and a
+# worker that replaces a killed one should not pay the ~0.5 s import again.
+from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
 MAX_ANSWER_CHARS = 20_000  # longer answers are not parsed (bounds work on hostile text)
 MAX_EXPRESSION_NODES = 200  # arithmetic expressions are short; this bounds the walk
 NUMERIC_REL_TOL = 1e-6
@@ -264,8 +268,6 @@ def math_equivalent(answer: str | None, gold: str) -> bool:
     math-verify's own timeouts use SIGALRM, which fails outside the main thread and clobbers
     other alarms, so they are off here: callers bound the time (see reward_fns.scoring).
     """
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
-
     text = clean(answer)
     if not text or len(text) > MAX_MATH_ANSWER_CHARS:
         return False
