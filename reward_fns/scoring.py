@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from reward_fns.normalize import text_equal
+from reward_fns.parsing import text_equal
 from reward_fns.protocol import extract_answer, find_python_blocks, format_ok
 from reward_fns.registry import (
     Reference,
