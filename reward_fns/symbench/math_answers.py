@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import math
 
-from reward_fns.normalize import number_text
-from reward_fns.parsing import NUMERIC_ABS_TOL, UnreadableReference, math_equivalent, number_matches, parse_number
+from reward_fns.parsing import (
+    NUMERIC_ABS_TOL,
+    UnreadableReference,
+    math_equivalent,
+    number_matches,
+    number_text,
+    parse_number,
+)
 from reward_fns.registry import Reference
 from reward_fns.symbench._common import ReferenceDataError, symbench_verifier
 
