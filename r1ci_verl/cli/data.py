@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_split_options(build)
     build.add_argument("--source", help="read SymBench/BBH from the published folder layout: a directory, or "
                        "hf:OWNER/NAME[@REV] (e.g. hf:yongchao98/R1-Code-Interpreter-Data); default: the bundled copy")
-    build.add_argument("--workers", type=int, default=1, help="build tasks in N processes, same output (default: %(default)s)")
+    build.add_argument("--workers", type=int, default=1,
+                       help="build tasks in N processes, same output (default: %(default)s)")  # fmt: skip
     build.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     build.set_defaults(func=_build, prog=build.prog)
 
@@ -47,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="random-by-task: the paper's kind (BBH on both sides); bbh-heldout: every BBH task tests "
                        "(default: %(default)s)")
     split.add_argument("--seed", type=int, default=0, help="seed of the sha256 task order (default: %(default)s)")
-    split.add_argument("--test-tasks", type=int, default=37, help="number of test tasks, paper: 37 (default: %(default)s)")
+    split.add_argument("--test-tasks", type=int, default=37,
+                       help="number of test tasks, paper: 37 (default: %(default)s)")  # fmt: skip
     split.add_argument("--exclude", nargs="+", default=[], metavar="TASK", help="tasks to leave out of the split")
     split.set_defaults(func=_split, prog=split.prog)
 

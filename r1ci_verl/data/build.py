@@ -435,7 +435,9 @@ def check_trajectory(origin: str, record: dict[str, Any]) -> None:
         if not isinstance(message, dict) or not all(isinstance(message.get(k), str) for k in ("role", "content")):
             raise fail(f"prompt[{number}]", "a message {role: str, content: str}", message)
     if prompt[-1]["role"] != "user":
-        raise BuildError(f"{origin}, field 'prompt': the last message must be the user turn, got {prompt[-1]['role']!r}")
+        raise BuildError(
+            f"{origin}, field 'prompt': the last message must be the user turn, got {prompt[-1]['role']!r}"
+        )
     steps = record["steps"]
     if not isinstance(steps, list):
         raise fail("steps", "a list of steps", steps)
@@ -481,7 +483,9 @@ def sft_rows_from_trajectories(
         seen[qid] = origin
         try:
             steps = [Step.from_dict(s) for s in record["steps"]]
-            rendered = render_sft_row(record["prompt"], steps, record["final"], record.get("answer"), timeout_s=timeout_s)
+            rendered = render_sft_row(
+                record["prompt"], steps, record["final"], record.get("answer"), timeout_s=timeout_s
+            )
         except TrajectoryError as exc:
             raise BuildError(f"{origin}: {exc}") from None
         rows.append(

@@ -140,7 +140,8 @@ def load_split(preset: str | None = None, path: str | Path | None = None) -> Tas
         if not isinstance(data[side], list) or not all(isinstance(n, str) for n in data[side]):
             raise SplitError(f"{file}: field {side!r} must be a list of task names")
     excluded = data.get(EXCLUDED) or {}
-    if not isinstance(excluded, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in excluded.items()):
+    if not isinstance(excluded, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in excluded.items()):  # fmt: skip
         raise SplitError(f"{file}: field 'excluded' must map task names to a reason")
     for key in ("version", "seed"):
         if not isinstance(data[key], int) or isinstance(data[key], bool):

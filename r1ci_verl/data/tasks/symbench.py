@@ -129,7 +129,9 @@ class SymBenchTask(Task):
             question_id=f"{self.family}/{record['id']}",
             prompt=user_prompt(question),
             reference=reference_for(record, origin),
-            source=f"published:{record['id']}" if self.layout_root is not None else f"{self.family}/{Path(origin).name}",
+            source=(
+                f"published:{record['id']}" if self.layout_root is not None else f"{self.family}/{Path(origin).name}"
+            ),
         )
 
     def source_fingerprint(self, max_count: int, seed: int = 0) -> dict[str, Any]:
