@@ -158,20 +158,22 @@ def select_tasks(config: BuildConfig, split: TaskSplit) -> TaskSelection:
 def _from_source(tasks: list[Task], source: str, notices: list[str]) -> tuple[list[Task], dict[str, Any]]:
     from r1ci_verl.data.published_layout import cached_layout, resolve_source
 
-    root = str(resolve_source(source))
+    local, not_downloaded = resolve_source(source)
+    root = str(local)
     layout = cached_layout(root)
     available = set(layout.tasks())
     if not available:
         raise BuildError(f"--source {source}: no task folder of the published layout found in {root}")
     chosen = [t.from_layout(root) if t.name in available and hasattr(t, "from_layout") else t for t in tasks]
     bundled = sorted(t.name for t in tasks if t.family in ("symbench", "bbh") and t.name not in available)
-    if layout.unrecognised:
-        notices.append(f"--source {source}: not recognised, not read: {', '.join(layout.unrecognised)}")
+    unrecognised = sorted({*layout.unrecognised, *not_downloaded})
+    if unrecognised:
+        notices.append(f"--source {source}: not recognised, not read: {', '.join(unrecognised)}")
     if bundled:
         shown = ", ".join(bundled[:6]) + (f" and {len(bundled) - 6} more" if len(bundled) > 6 else "")
         notices.append(f"--source {source}: has no {shown}; {len(bundled)} task(s) read from the bundled copy")
     report = {"source": source, "read": sorted(t.name for t in chosen if getattr(t, "layout_root", None)),
-              "bundled": bundled, "unrecognised": list(layout.unrecognised)}  # fmt: skip
+              "bundled": bundled, "unrecognised": unrecognised}  # fmt: skip
     return chosen, report
 
 

@@ -17,7 +17,8 @@ import pytest
 
 from r1ci_verl.cli import main as cli_main
 from r1ci_verl.data.build import BuildConfig, build
-from r1ci_verl.data.published_layout import last_boxed, natural_key, open_layout, resolve_source
+from r1ci_verl.data.layout_readers import last_boxed, natural_key
+from r1ci_verl.data.published_layout import open_layout, resolve_source
 from r1ci_verl.data.tasks import TaskDataError, get_task, list_tasks
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,7 +119,20 @@ def test_broken_samples_are_named(tmp_path):
 def test_hf_source_names_are_checked_before_any_download():
     with pytest.raises(TaskDataError, match="expected hf:OWNER/NAME"):
         resolve_source("hf:no-slash")
-    assert resolve_source(str(LAYOUT)) == LAYOUT
+    assert resolve_source(str(LAYOUT)) == (LAYOUT, ())
+
+
+def test_hub_download_is_limited_to_what_the_loader_reads(tmp_path):
+    """Every file of the slice matches a download pattern; an image folder matches none."""
+    from fnmatch import fnmatch
+
+    from r1ci_verl.data.published_layout import hub_patterns, known_top_level
+
+    patterns = hub_patterns()
+    read = [p.relative_to(LAYOUT).as_posix() for p in LAYOUT.rglob("*") if p.is_file() and p.name != "README.md"]
+    assert all(any(fnmatch(path, pattern) for pattern in patterns) for path in read)
+    assert not any(fnmatch("Open-images/0001.png", pattern) for pattern in patterns)
+    assert not known_top_level("Open-images") and known_top_level("MATH")
 
 
 def test_helpers():
