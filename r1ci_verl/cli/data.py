@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -141,13 +142,39 @@ def _sft(args: argparse.Namespace) -> int:
     if not trajectories.is_file():
         raise UsageError(f"--trajectories {trajectories}: no such file" if not trajectories.exists()
                          else f"--trajectories {trajectories}: not a file")  # fmt: skip
-    split = _load_split(args)
+    split = _split_of_the_build(args, out)
     try:
         info = build_sft(trajectories, out, split, timeout_s=args.timeout_s)
     except BuildError as exc:
         raise UsageError(str(exc)) from None
     print(f"{out / info['file']}: {info['rows']} rows, sha256 {info['sha256'][:16]}…")
     return 0
+
+
+def _split_of_the_build(args: argparse.Namespace, out: Path):
+    """The split SFT data must follow: the one the RL build in `out` used (its manifest says).
+
+    Without --split/--split-file the build's preset is taken; a split that differs from the
+    build's is refused, since its training side is not the build's training side.
+    """
+    from r1ci_verl.data.build import MANIFEST_NAME
+    from r1ci_verl.data.splits import list_presets
+    from r1ci_verl.data.tasks.records import sha256_file
+
+    manifest_path = out / MANIFEST_NAME
+    try:
+        built = json.loads(manifest_path.read_text(encoding="utf-8"))["split"] if manifest_path.is_file() else None
+    except (OSError, ValueError, KeyError, TypeError):
+        built = None  # not a build of ours: nothing to match
+    if built and not (args.split or args.split_file) and built.get("name") in list_presets():
+        args.split = built["name"]
+    split = _load_split(args)
+    if built and split.path is not None and built.get("sha256") not in (None, sha256_file(split.path)):
+        raise UsageError(
+            f"--out {out}: holds a build made with split {built.get('name')!r}, not {split.name!r}; "
+            f"render SFT data with the build's split ({manifest_path})"
+        )
+    return split
 
 
 def _list(args: argparse.Namespace) -> int:

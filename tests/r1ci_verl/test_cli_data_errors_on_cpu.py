@@ -14,6 +14,8 @@ import pytest
 
 from r1ci_verl.cli import main as cli_main
 from r1ci_verl.data.assets import SPLITS_DIR
+from r1ci_verl.data.splits import BBH_HELDOUT_PRESET, DEFAULT_PRESET, preset_path
+from r1ci_verl.data.tasks.records import sha256_file
 
 
 def trajectory(**overrides) -> dict:
@@ -55,6 +57,14 @@ def prepare(tmp: Path) -> None:
     }
     for name, record in rows.items():
         (tmp / name).write_text(json.dumps(record) + "\n")
+    held_out = tmp / "built_bbh_heldout"  # an RL build made with another split than the default
+    held_out.mkdir()
+    write_manifest(held_out, BBH_HELDOUT_PRESET)
+
+
+def write_manifest(out: Path, preset: str) -> None:
+    split = {"name": preset, "sha256": sha256_file(preset_path(preset))}
+    (out / "manifest.json").write_text(json.dumps({"split": split}))
 
 
 BUILD = ["data", "build", "--quiet", "--max-per-task", "1"]
@@ -107,6 +117,9 @@ CASES = [
     ("sft-empty-file", [*SFT, "--trajectories", "{tmp}/empty.jsonl"], "empty.jsonl: no trajectories"),
     ("sft-out-under-a-file", ["data", "sft", "--out", "{tmp}/a_file/x", "--trajectories", "{tmp}/steps_int.jsonl"],
      "{tmp}/a_file is not a writable directory"),
+    ("sft-split-differs-from-the-builds", ["data", "sft", "--out", "{tmp}/built_bbh_heldout", "--split",
+                                           "paper_random_v1", "--trajectories", "{tmp}/steps_int.jsonl"],
+     "holds a build made with split 'bbh_heldout_v2', not 'paper_random_v1'"),
     ("sft-split-file-typo", [*SFT, "--trajectories", "{tmp}/steps_int.jsonl", "--split-file", "{tmp}/typo_split.yaml"],
      "unknown task(s) symbench/pooing"),
     # r1ci data split
@@ -159,3 +172,17 @@ def test_every_data_subcommand_shows_its_defaults_in_help(capsys, monkeypatch):
         text = " ".join(capsys.readouterr().out.split())
         for default in defaults:
             assert default in text, (command, default)
+
+
+def test_sft_follows_the_split_of_the_build_in_its_output_directory(tmp_path, capsys):
+    """reasoning_gym/acre is a test task of the default split but trains under bbh_heldout_v2."""
+    record = trajectory(task="reasoning_gym/acre", question_id="reasoning_gym/acre/seed1/0")
+    (tmp_path / "acre.jsonl").write_text(json.dumps(record) + "\n")
+    args = ["data", "sft", "--trajectories", str(tmp_path / "acre.jsonl")]
+    (tmp_path / "fresh").mkdir()
+    assert run([*args, "--out", str(tmp_path / "fresh")]) == 2  # no build there: the default split
+    assert f"test side of split {DEFAULT_PRESET}" in capsys.readouterr().err
+    (tmp_path / "built").mkdir()
+    write_manifest(tmp_path / "built", BBH_HELDOUT_PRESET)
+    assert run([*args, "--out", str(tmp_path / "built")]) == 0, capsys.readouterr().err
+    assert (tmp_path / "built" / "sft.parquet").is_file()
