@@ -12,6 +12,7 @@ Select it per row with ``agent_name: r1ci_code_interpreter`` (registered by the
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,7 +23,7 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutp
 from verl.utils.rollout_trace import rollout_trace_op
 from verl.workers.rollout.replica import TokenOutput
 
-from r1ci_verl.rollout.settings import HYDRA_NODE, AgentLoopSettings
+from r1ci_verl.rollout.settings import HYDRA_NODE, AgentLoopSettings, unknown_keys_message
 from tool_env.shared import shared_sandbox
 from reward_fns import protocol
 from tool_env import AsyncSession, ExecutionError, ExecutionResult
@@ -37,6 +38,17 @@ STOP_PARAMS_BY_ENGINE: dict[str, dict[str, Any]] = {
     "sglang": {"no_stop_trim": True},
 }
 _warned_engines: set[str] = set()
+# What verl itself passes to an agent loop's __init__; any other keyword came from the YAML entry.
+_VERL_INIT_KWARGS = frozenset(inspect.signature(AgentLoopBase.__init__).parameters) - {"self", "kwargs"}
+
+
+def _agent_loop_config_path(args: tuple, kwargs: dict) -> str:
+    """actor_rollout_ref.rollout.agent.agent_loop_config_path of the trainer config, for messages."""
+    wrapped = kwargs.get("trainer_config", args[0] if args else None)
+    try:
+        return str(wrapped.config.actor_rollout_ref.rollout.agent.agent_loop_config_path)
+    except Exception:  # noqa: BLE001 - only used to word an error
+        return "the agent-loop config"
 
 
 @dataclass
@@ -104,6 +116,10 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
 
     def __init__(self, *args: Any, tools: Any = None, name: str | None = None, **kwargs: Any):
         settings = {k: kwargs.pop(k) for k in list(kwargs) if k in AgentLoopSettings.__dataclass_fields__}
+        unknown = sorted(set(kwargs) - _VERL_INIT_KWARGS)  # verl passes the YAML entry's other keys here
+        if unknown:
+            source = f"the {name or AGENT_NAME!r} entry of {_agent_loop_config_path(args, kwargs)}"
+            raise ValueError(unknown_keys_message(unknown, source))
         super().__init__(*args, **kwargs)
         overrides = self.config.get(HYDRA_NODE[0], {}) or {}
         self.settings = AgentLoopSettings.from_layers(settings, overrides.get(HYDRA_NODE[1]))

@@ -28,6 +28,7 @@ import hydra
 import ray
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from r1ci_verl.rollout.settings import check_agent_loop_file
 from r1ci_verl.training.curriculum import CurriculumConfig, CurriculumSampler, load_pass_rates
 from r1ci_verl.rollout.metrics import as_list, padding_flags, rollout_metrics
 from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
@@ -232,6 +233,7 @@ def main(config: DictConfig) -> None:
 
     auto_set_device(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+    check_agent_loop_file(config.actor_rollout_ref.rollout.agent.get("agent_loop_config_path"))
     settings = check_config(config)
     if settings is not None:
         with open_dict(config):  # Ray workers need not share the driver's working directory
