@@ -9,8 +9,9 @@ Reproducible in any process: some Reasoning-Gym generators draw from the iterati
 sets of strings (``rng.choice(list(letters))`` in isomorphic_strings and ransom_note, word sets
 in word_ladder, frozensets in knight_swap, sympy's ``free_symbols`` in polynomial_multiplication),
 and that order follows Python's per-process string-hash seed. So generated tasks are always
-built in worker processes started with ``PYTHONHASHSEED=0`` (in this process when it already
-runs with that seed), whatever the caller's seed and ``--workers``.
+built in worker processes started with ``PYTHONHASHSEED=0`` (`r1ci_verl.data.pinned_workers`;
+in this process when it already runs with that seed), whatever the caller's seed and
+``--workers``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import multiprocessing
 import os
-import sys
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -31,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reward_fns.protocol import SYSTEM_PROMPT
+from r1ci_verl.data.pinned_workers import PinnedHashPool, hash_seed_pinned
 from r1ci_verl.data.sft_render import Step, TrajectoryError, render_sft_row
 from r1ci_verl.data.splits import BBH_HELDOUT_PRESET, EXCLUDED, SPLITS, SplitError, TaskSplit, load_split
 from r1ci_verl.data.tasks import FAMILIES, Task, TaskDataError, TaskQuestion, get_task, list_tasks
@@ -41,7 +40,6 @@ REWARD_STYLE = "rule"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "r1ci-data/2"
 BUILD_OUTPUTS = ("train.parquet", "test.parquet", "sft.parquet")  # files a build owns in --out
-PINNED_HASH_SEED = "0"  # generators run under this string-hash seed (module docstring)
 
 _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 RL_SCHEMA = pa.schema(
@@ -258,27 +256,6 @@ def task_rows(task: Task, side: str, max_per_task: int, seed: int) -> tuple[list
     return task_rows_, summary
 
 
-def _hash_seed_pinned() -> bool:
-    """Whether this interpreter hashes strings as a process started with ``PYTHONHASHSEED=0`` does."""
-    return sys.flags.hash_randomization == 0
-
-
-@contextlib.contextmanager
-def _pinned_hash_pool(workers: int):
-    """Worker processes started fresh with ``PYTHONHASHSEED`` pinned, so set order is the same in every build."""
-    previous = os.environ.get("PYTHONHASHSEED")
-    os.environ["PYTHONHASHSEED"] = PINNED_HASH_SEED  # read by the spawned interpreters at start-up
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-    try:
-        yield pool
-    finally:
-        pool.shutdown(cancel_futures=True)  # on error, do not start queued tasks
-        if previous is None:
-            os.environ.pop("PYTHONHASHSEED", None)
-        else:
-            os.environ["PYTHONHASHSEED"] = previous
-
-
 @dataclass
 class BuildPlan:
     """Everything checked before any question is generated."""
@@ -322,13 +299,16 @@ def build_rl_rows(config: BuildConfig | BuildPlan, progress: bool = False) -> Bu
     summaries: list[TaskSummary] = []
     owner_of_index: dict[int, str] = {}
     args = [(task, side, config.max_per_task, config.seed) for task, side in plan.jobs]
-    needs_pinning = not _hash_seed_pinned() and any(task.hash_order_sensitive for task, _ in plan.jobs)
+    pin = not hash_seed_pinned()
+    remote = [config.workers > 1 or (pin and task.hash_order_sensitive) for task, _ in plan.jobs]
     with contextlib.ExitStack() as stack:
-        if needs_pinning or (config.workers > 1 and len(args) > 1):
-            pool = stack.enter_context(_pinned_hash_pool(min(config.workers, len(args))))
-            results: Iterable[tuple[list[dict[str, Any]], TaskSummary]] = pool.map(task_rows, *zip(*args))
-        else:
-            results = (task_rows(*job) for job in args)
+        futures: dict[int, Any] = {}
+        if any(remote):
+            pool = stack.enter_context(PinnedHashPool(min(config.workers, sum(remote))))
+            futures = {i: pool.submit(task_rows, *job) for i, job in enumerate(args) if remote[i]}
+        results: Iterable[tuple[list[dict[str, Any]], TaskSummary]] = (
+            futures[i].result() if i in futures else task_rows(*job) for i, job in enumerate(args)
+        )
         if progress:
             from tqdm import tqdm
 
