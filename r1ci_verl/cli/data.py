@@ -46,8 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     split.add_argument("--out", required=True, help="YAML file to write (never inside the installed package)")
     split.add_argument("--name", help="the split's name (default: the file name without .yaml)")
     split.add_argument("--kind", choices=("random-by-task", "bbh-heldout"), default="random-by-task",
-                       help="random-by-task: the paper's kind (BBH on both sides); bbh-heldout: every BBH task tests "
-                       "(default: %(default)s)")
+                       help="(default: %(default)s) random-by-task is the paper's kind, BBH on both sides; "
+                       "bbh-heldout puts every BBH task on the test side")
     split.add_argument("--seed", type=int, default=0, help="seed of the sha256 task order (default: %(default)s)")
     split.add_argument("--test-tasks", type=int, default=37,
                        help="number of test tasks, paper: 37 (default: %(default)s)")  # fmt: skip
