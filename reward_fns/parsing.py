@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import math
 import re
 from fractions import Fraction
@@ -401,6 +402,18 @@ def _as_latex_math(text: str) -> str:
     if any(mark in text for mark in _MATH_DELIMITERS) or "\\boxed" in text:
         return text
     return f"${text}$"
+
+
+class _WithoutTimeoutNotice(logging.Filter):
+    """math-verify warns once per process that its timeouts are off; they are off on purpose
+    (see math_equivalent), and every verifier worker process would repeat the notice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Timeout is disabled")
+
+
+for _name in ("math_verify.parser", "math_verify.grader"):
+    logging.getLogger(_name).addFilter(_WithoutTimeoutNotice())
 
 
 class UnreadableReference(ValueError):

@@ -23,10 +23,12 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutp
 from verl.utils.rollout_trace import rollout_trace_op
 from verl.workers.rollout.replica import TokenOutput
 
+from r1ci_verl.rollout import sandbox_service
 from r1ci_verl.rollout.settings import HYDRA_NODE, AgentLoopSettings, unknown_keys_message
 from tool_env.shared import shared_sandbox
 from reward_fns import protocol
 from tool_env import AsyncSession, ExecutionError, ExecutionResult
+from tool_env.result import is_infra_failure
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +125,7 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
         super().__init__(*args, **kwargs)
         overrides = self.config.get(HYDRA_NODE[0], {}) or {}
         self.settings = AgentLoopSettings.from_layers(settings, overrides.get(HYDRA_NODE[1]))
+        self.settings.sandbox = sandbox_service.node_sized(self.settings.sandbox, self.rollout_config)
         self.response_length: int = self.rollout_config.response_length
         self._stop_params = self._engine_stop_params(self.rollout_config.get("name", ""))
         self._eos_ids = {self.tokenizer.eos_token_id} - {None}
@@ -140,6 +143,8 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
 
     @rollout_trace_op
     async def run(self, sampling_params: dict[str, Any], priority: int = 0, **kwargs: Any) -> AgentLoopOutput:
+        # Built and checked once per worker, off the event loop; a broken backend fails the run here.
+        self._sandbox = await sandbox_service.ready(self.settings.sandbox)
         messages = self._messages(kwargs["raw_prompt"])
         prompt_ids = await self.ct_build_initial_tokens(messages)
         traj = _Trajectory(
@@ -313,6 +318,7 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
             stats.code_timeouts += bool(result.timed_out)
             stats.code_errors += result.error is not None and not result.timed_out
             stats.code_output_truncated += bool(result.truncated)
+            stats.sandbox_failures += is_infra_failure(result)  # the sandbox died, not the code
         elapsed = time.perf_counter() - start
         traj.timing["tool_calls"] += elapsed
         stats.num_code_calls += 1
@@ -331,7 +337,7 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
         stats = traj.stats
         generated = [t for t, m in zip(traj.response_ids, traj.response_mask) if m]
         stats.answered = protocol.extract_answer(self._decode(generated)) is not None  # the model's own words
-        extra_fields = {**traj.engine_fields, **asdict(stats)}
+        extra_fields = {**traj.engine_fields, **asdict(stats), **sandbox_service.fields(getattr(self, "_sandbox", None))}
         return AgentLoopOutput(
             prompt_ids=traj.prompt_ids,
             response_ids=traj.response_ids,

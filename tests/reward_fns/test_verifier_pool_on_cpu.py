@@ -8,6 +8,7 @@ check that the next normal answer still scores correctly, within a bound.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,8 +32,7 @@ def unique(prefix: str) -> str:
     return f"{prefix}_{os.getpid()}_{next(_ids)}"
 
 
-def math_truth(answer: str) -> str:
-    return '{"task": "symbench/math_geometry", "answer": "\\\\frac{1}{2}", "meta": {}}'
+MATH_TRUTH = json.dumps({"task": "symbench/math_geometry", "answer": r"\frac{1}{2}", "meta": {}})
 
 
 @pytest.fixture()
@@ -46,14 +46,14 @@ def test_hanging_math_answers_are_killed_and_the_next_answer_still_scores(short_
     hang = f"<<<{HANGS_MATH_VERIFY}>>>"
     start = time.monotonic()
     with ThreadPoolExecutor(HUNG) as threads:
-        hung = list(threads.map(lambda _: compute_score("symbench/math_geometry", hang, math_truth(hang)), range(HUNG)))
+        hung = list(threads.map(lambda _: compute_score("symbench/math_geometry", hang, MATH_TRUTH), range(HUNG)))
     assert all(r["verifier_timeout"] == 1.0 and r["acc"] == 0.0 for r in hung), hung
     assert all("time budget of 1 s" in r["reward_error"] for r in hung)
     # HUNG answers on MAX_WORKERS workers: two rounds of budgets, not minutes of hanging
     assert time.monotonic() - start < 2 * BUDGET_S + 10.0
 
     start = time.monotonic()
-    normal = compute_score("symbench/math_geometry", "<<<0.5>>>", math_truth("0.5"))
+    normal = compute_score("symbench/math_geometry", "<<<0.5>>>", MATH_TRUTH)
     assert time.monotonic() - start < NORMAL_BOUND_S
     assert normal["acc"] == 1.0 and normal["verifier_timeout"] == 0.0 and normal["reward_error"] == ""
 
@@ -62,10 +62,10 @@ def test_one_after_another_hangs_do_not_poison_later_answers(monkeypatch) -> Non
     registry.get_verifier("symbench/math_geometry")
     monkeypatch.setitem(registry._TIME_BUDGETS, "symbench/math_geometry", SEQUENTIAL_BUDGET_S)
     for _ in range(HUNG):
-        result = compute_score("symbench/math_geometry", f"<<<{HANGS_MATH_VERIFY}>>>", math_truth(""))
+        result = compute_score("symbench/math_geometry", f"<<<{HANGS_MATH_VERIFY}>>>", MATH_TRUTH)
         assert result["verifier_timeout"] == 1.0
     start = time.monotonic()
-    assert compute_score("symbench/math_geometry", r"<<<\frac{2}{4}>>>", math_truth(""))["acc"] == 1.0
+    assert compute_score("symbench/math_geometry", r"<<<\frac{2}{4}>>>", MATH_TRUTH)["acc"] == 1.0
     assert time.monotonic() - start < NORMAL_BOUND_S
 
 
