@@ -7,6 +7,7 @@ import asyncio
 import json
 from pathlib import Path
 
+from r1ci_verl.cli.data import _add_split_options
 from r1ci_verl.cli.errors import RunError, UsageError, check_output_path
 from r1ci_verl.cli.rollout_args import add_client_args, add_rule_args, check_rule_args
 
@@ -34,8 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--variants", default="free,guided,code",
                    help="prompt variants, taken in turn per sample (default: %(default)s)")
     p.add_argument("--limit-per-task", type=int, help="only the first N questions of each task")
-    p.add_argument("--split-version", type=int, help="packaged split version that says which tasks are test-side")
-    p.add_argument("--split-file", help="an explicit split YAML instead of a packaged version")
+    _add_split_options(p)  # which tasks are training tasks (the rest are refused)
     add_rule_args(p, temperature=0.7)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="warnings and errors only")
@@ -46,7 +46,7 @@ def _refuse_test_tasks(questions, args) -> None:
     from r1ci_verl.data.splits import SplitError, load_split
 
     try:
-        split = load_split(args.split_version, args.split_file)
+        split = load_split(args.split, args.split_file)
     except (SplitError, OSError) as exc:
         raise UsageError(f"split: {exc}") from None
     for task in sorted({q.task for q in questions}):
@@ -54,9 +54,9 @@ def _refuse_test_tasks(questions, args) -> None:
             side = split.split_of(task)
         except SplitError as exc:
             raise UsageError(f"--data {args.data}: {exc}") from None
-        if side == "test":
-            raise UsageError(f"--data {args.data}: task {task} is on the test side of the split; SFT data must "
-                             "come from training tasks only")
+        if side != "train":
+            raise UsageError(f"--data {args.data}: task {task} is on the {side} side of split {split.name}; "
+                             "SFT data must come from training tasks only")
 
 
 def run_synth(args: argparse.Namespace) -> int:

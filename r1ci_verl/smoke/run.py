@@ -84,7 +84,8 @@ class Pipeline:
     def build_data(self) -> None:
         c = self.config
         self.run("data", self.cli("data", "build", "--out", str(self.data), "--tasks", *c.train_tasks, *c.test_tasks,
-                                  "--max-per-task", str(c.questions_per_task), "--seed", str(c.seed), "--quiet"))
+                                  "--max-per-task", str(c.questions_per_task), "--seed", str(c.seed), "--split", c.split,
+                                  "--quiet"))
 
     def write_sft_data(self) -> dict[str, int]:
         """Teacher trajectories on the first questions of each solvable task; GRPO gets the rest.
@@ -109,12 +110,13 @@ class Pipeline:
                 "--base-url", server.base_url, "--model", "scripted-teacher", "--tokenizer", str(tokenizer_dir),
                 "--samples-per-question", "1", "--variants", "free", "--limit-per-task", str(c.sft_per_task),
                 "--max-per-task", str(c.sft_per_task), "--temperature", "0", "--code-timeout", "10",
-                "--max-tokens", str(c.sft_max_length), "--concurrency", "4", "--no-progress"))
+                "--max-tokens", str(c.sft_max_length), "--concurrency", "4", "--split", c.split, "--no-progress"))
         yields = json.loads((self.data / "teacher_trajectories.yield.json").read_text())["tasks"]
         counts = {task: y["kept"] for task, y in yields.items() if y["kept"]}
         if not counts:
             raise StepFailed(f"the scripted teacher solved no question of {self.config.train_tasks}")
-        self.run("sft_data", self.cli("data", "sft", "--trajectories", str(trajectories), "--out", str(self.data)))
+        self.run("sft_data", self.cli("data", "sft", "--trajectories", str(trajectories), "--out", str(self.data),
+                                      "--split", c.split))
         sft_ids = {json.loads(line)["question_id"] for line in trajectories.open()}
         rows = pd.read_parquet(self.data / "train.parquet").to_dict("records")
         grpo = [r for r in rows if r["extra_info"]["question_id"] not in sft_ids]

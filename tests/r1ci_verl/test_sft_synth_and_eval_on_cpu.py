@@ -62,7 +62,7 @@ def test_synth_refuses_test_side_tasks(data, tmp_path, tiny_model_dir, tiny_toke
         argv[argv.index("--data") + 1] = str(data / "test.parquet")
         assert main(argv) == 2
         assert not server.requests
-    assert f"task {TEST_TASK} is on the test side" in capsys.readouterr().err
+    assert f"task {TEST_TASK} is on the test side of split" in capsys.readouterr().err
     assert not (tmp_path / "t.jsonl").exists()
 
 
