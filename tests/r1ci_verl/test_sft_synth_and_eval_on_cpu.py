@@ -17,20 +17,22 @@ from r1ci_verl.smoke.teacher import teacher_policy
 TRAIN_TASKS = ["reasoning_gym/gcd", "reasoning_gym/lcm", "symbench/game24"]  # the teacher cannot solve game24
 TEST_TASK = "bbh/multistep_arithmetic_two"
 PER_TASK = 3
+SPLIT = "bbh_heldout_v2"  # every BBH task on the test side, as in the smoke run
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     out = tmp_path_factory.mktemp("data")
     subprocess.run([sys.executable, "-m", "r1ci_verl.cli", "data", "build", "--out", str(out), "--tasks",
-                    *TRAIN_TASKS, TEST_TASK, "--max-per-task", str(PER_TASK), "--quiet"], check=True)
+                    *TRAIN_TASKS, TEST_TASK, "--max-per-task", str(PER_TASK), "--split", SPLIT, "--quiet"], check=True)
     return out
 
 
 def synth_argv(data, out, server, tokenizer_dir, *extra):
     return ["sft", "synth", "--data", str(data / "train.parquet"), "--out", str(out), "--base-url", server.base_url,
             "--model", "scripted", "--tokenizer", str(tokenizer_dir), "--samples-per-question", "2",
-            "--variants", "free,guided", "--code-timeout", "10", "--max-tokens", "512", "--no-progress", *extra]
+            "--variants", "free,guided", "--code-timeout", "10", "--max-tokens", "512", "--split", SPLIT,
+            "--no-progress", *extra]
 
 
 def test_synth_keeps_correct_distinct_trajectories_that_data_sft_renders(data, tmp_path, tiny_model_dir, tiny_tokenizer,
@@ -52,7 +54,7 @@ def test_synth_keeps_correct_distinct_trajectories_that_data_sft_renders(data, t
     assert "| reasoning_gym/gcd | 6 | 6 | 6 | 2 |" in table
     assert all(r["steps"] and r["steps"][0]["code"].startswith("# ") for r in records)
     # `r1ci data sft` reads the file as written
-    assert main(["data", "sft", "--trajectories", str(out), "--out", str(tmp_path / "sft")]) == 0
+    assert main(["data", "sft", "--trajectories", str(out), "--out", str(tmp_path / "sft"), "--split", SPLIT]) == 0
     assert (tmp_path / "sft" / "sft.parquet").exists()
 
 
