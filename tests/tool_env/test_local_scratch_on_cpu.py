@@ -6,7 +6,7 @@ import os
 import sys
 
 from tool_env.local import isolation
-from tool_env.local.zygote import _has_entries, _wipe
+from tool_env.local.scratch import has_entries as _has_entries, wipe as _wipe
 
 
 def test_wipe_empties_scratch_but_keeps_bound_paths_and_their_parents(tmp_path) -> None:
