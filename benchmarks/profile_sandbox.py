@@ -90,7 +90,7 @@ wrap(zygote.Zygote, "fork_child", "zygote:   fork next child")
 wrap(zygote.Zygote, "reap_exited", "zygote: reap exited children")
 # child side
 wrap(childproc, "lock_down", "child: lock-down")
-wrap(childproc, "_reseed_random", "child:   reseed random")
+wrap(childproc.Prepared, "reseed", "child:   reseed random")
 wrap(childproc, "run_snippet", "child: run the snippet")
 wrap(childproc, "_finish_like_python", "child: atexit, threads")
 names.append("child: return from fork")

@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any
 
-from tool_env.local import reaping
+from tool_env.local import childproc, reaping
 from tool_env.local.capture import execute, outcome
 from tool_env.local.children import (
     PR_SET_CHILD_SUBREAPER,
@@ -78,6 +78,7 @@ class Zygote:
                 __import__(name)
             except BaseException as exc:  # a broken optional library must not kill the worker
                 self.preload_errors[name] = f"{type(exc).__name__}: {exc}"
+        childproc.prepare(self.settings)  # once here, not in every child
         gc.collect()
         gc.freeze()  # a collection in a child must not touch (and so copy) every inherited page
         collapse_heap_into_huge_pages()
