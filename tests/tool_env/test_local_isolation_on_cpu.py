@@ -235,3 +235,70 @@ def test_inodes_of_a_run_are_capped(namespace_sandbox) -> None:
         "        n += 1\nexcept OSError as e:\n    print('capped', e.errno)"
     )
     assert run_ok(namespace_sandbox, code) == "capped 28\n"  # ENOSPC at disk_inodes, not a full host disk
+
+
+# A run scanning every readable page of its own memory for two markers: one that was only in an
+# earlier run's code, one that was only in its output. The markers are written byte by byte
+# into one buffer (hex in this code, never the text itself), and hits inside that buffer or the
+# read buffer are not counted.
+SCAN_MEMORY = """
+import ctypes, os
+hexes = {hexes!r}
+needles = []
+for text in hexes:
+    buf = bytearray(len(text) // 2)
+    for i in range(len(buf)):
+        buf[i] = int(text[2 * i:2 * i + 2], 16)
+    needles.append(buf)
+chunk = bytearray(1 << 20)
+def span(buf):
+    start = ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
+    return start, start + len(buf)
+mine = [span(b) for b in needles] + [span(chunk)]
+regions = []
+for line in open('/proc/self/maps').read().splitlines():
+    fields = line.split()
+    if fields[1][0] == 'r' and not (len(fields) > 5 and fields[5] in ('[vvar]', '[vsyscall]', '[vvar_vclock]')):
+        low, high = (int(x, 16) for x in fields[0].split('-'))
+        regions.append((low, high))
+mem = os.open('/proc/self/mem', os.O_RDONLY)
+found = set()
+view = memoryview(chunk)
+for low, high in regions:
+    address = low
+    while address < high:
+        size = min(len(chunk), high - address)
+        try:
+            got = os.preadv(mem, [view[:size]], address)
+        except OSError:
+            break
+        for index, needle in enumerate(needles):
+            at = chunk.find(needle, 0, got)
+            while at != -1:
+                hit = address + at
+                if not any(start <= hit < end for start, end in mine):
+                    found.add(index)
+                at = chunk.find(needle, at + 1, got)
+        address += max(got, 1) if got else high
+print(sorted(found))
+"""
+
+
+def test_a_run_cannot_find_an_earlier_runs_code_or_output_in_its_memory(namespace_sandbox) -> None:
+    in_code = "R1CI-CODE-" + os.urandom(8).hex()
+    in_output = "R1CI-OUTPUT-" + os.urandom(8).hex()
+    output_hex = in_output.encode().hex()
+    # The output marker is built at run time: it is in the output, never in the code.
+    planted = namespace_sandbox.run(f"secret = {in_code!r}\nprint(bytes.fromhex({output_hex!r}).decode())")
+    assert planted.stdout == in_output + "\n"
+    scan = SCAN_MEMORY.format(hexes=[in_code.encode().hex(), output_hex])
+    assert run_ok(namespace_sandbox, scan) == "[]\n"
+
+
+def test_rlimit_level_scrubs_earlier_runs_from_memory_too() -> None:
+    with create_sandbox(SandboxConfig(isolation="rlimit", **ISOLATION_CONFIG)) as sandbox:
+        in_code = "R1CI-CODE-" + os.urandom(8).hex()
+        in_output = "R1CI-OUTPUT-" + os.urandom(8).hex()
+        output_hex = in_output.encode().hex()
+        sandbox.run(f"secret = {in_code!r}\nprint(bytes.fromhex({output_hex!r}).decode())")
+        assert run_ok(sandbox, SCAN_MEMORY.format(hexes=[in_code.encode().hex(), output_hex])) == "[]\n"

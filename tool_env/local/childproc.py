@@ -25,7 +25,7 @@ from typing import Any
 
 from tool_env.local.run_namespaces import enter_fresh_namespaces
 from tool_env.local.seccomp import forbid_keyrings
-from tool_env.local.wire import read_frame, write_frame
+from tool_env.local.wire import read_code, write_frame
 from tool_env.truncate import truncate_text
 
 PR_SET_PDEATHSIG = 1
@@ -133,10 +133,10 @@ def serve(persistent: bool, max_chars: int) -> None:
     namespace = _fresh_namespace()
     my_pid = os.getpid()
     while True:
-        request = read_frame(CODE_FD)
-        if request is None:
+        code = read_code(CODE_FD)
+        if code is None:
             os._exit(0)
-        error, exit_code = run_snippet(request["code"], namespace)
+        error, exit_code = run_snippet(code, namespace)
         if os.getpid() != my_pid:  # the snippet forked and this is the forked copy ending
             _flush()
             os._exit(exit_code)
