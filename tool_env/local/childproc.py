@@ -1,8 +1,9 @@
 """What a forked child does: lock itself down once, then run snippets like `python script.py`.
 
 Lock-down happens right after the fork, before any code is known (that is what makes a
-pre-forked child cheap to use): own session, parent-death signal, private uid, no new
-privileges, rlimits, clean environment, private work dir, stdin at /dev/null. Snippets run
+pre-forked child cheap to use): own session, parent-death signal, private uid, fresh user,
+mount and IPC namespaces with new tmpfs scratch (namespace level), no new privileges, no
+keyring system calls, rlimits, clean environment, private work dir, stdin at /dev/null. Snippets run
 as ``__main__`` with their own globals; tracebacks go to stderr exactly as Python prints
 them (the model must read them), and a small status record goes to the zygote afterwards.
 """
@@ -22,7 +23,9 @@ import traceback
 import types
 from typing import Any
 
-from tool_env.local.wire import read_frame, write_frame
+from tool_env.local.run_namespaces import enter_fresh_namespaces
+from tool_env.local.seccomp import forbid_keyrings
+from tool_env.local.wire import read_code, write_frame
 from tool_env.truncate import truncate_text
 
 PR_SET_PDEATHSIG = 1
@@ -86,6 +89,10 @@ def lock_down(
         os.setuid(uid)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
     _prctl(PR_SET_DUMPABLE, 1)  # the zygote is not dumpable; the child's /proc/self should work
+    fresh = settings.get("fresh_namespaces")
+    if fresh:  # namespace level: this run's own /tmp, work dir, /dev/shm and IPC objects
+        enter_fresh_namespaces(fresh)
+    forbid_keyrings()
     limits = settings["rlimits"]
     for name, value in limits.items():
         resource.setrlimit(getattr(resource, name), (value, value))
@@ -194,10 +201,10 @@ def serve(persistent: bool, max_chars: int) -> None:
     namespace = _fresh_namespace()
     my_pid = os.getpid()
     while True:
-        request = read_frame(CODE_FD)
-        if request is None:
+        code = read_code(CODE_FD)
+        if code is None:
             os._exit(0)
-        error, exit_code = run_snippet(request["code"], namespace)
+        error, exit_code = run_snippet(code, namespace)
         if os.getpid() != my_pid:  # the snippet forked and this is the forked copy ending
             _flush()
             os._exit(exit_code)

@@ -1,13 +1,19 @@
-"""The writable places a run may leave files in (work dir, /tmp, /dev/shm), and their wipe.
+"""The writable places a run may leave files in, and their wipe (the rlimit level's host dirs).
 
-Paths bound read-only inside a scratch directory (an interpreter under /tmp) survive the wipe.
+At the namespace level every run mounts fresh tmpfs instead (`run_namespaces`) and nothing is
+wiped here. The wipe is iterative and works through directory file descriptors, so a tree
+thousands of levels deep (deeper than PATH_MAX, deeper than Python's recursion limit) is
+removed like any other; directories a run chmod-ed away are made writable first. Paths in
+`keep` (read-only binds inside a scratch directory) survive.
 Stdlib only: this runs inside the sandbox.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
+import stat
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Scratch:
@@ -73,27 +79,67 @@ def wipe(path: str, keep: tuple[str, ...] = ()) -> None:
     for entry in entries:
         if entry.path in keep:
             continue
-        if holds(entry.path, keep):
+        if holds(entry.path, keep):  # an ancestor of a kept bind: a few levels at most
             wipe(entry.path, keep)
             continue
         try:
             if entry.is_dir(follow_symlinks=False):
-                make_writable(entry.path)
-                shutil.rmtree(entry.path, ignore_errors=True)
+                remove_tree(path, entry.name)
             else:
                 os.unlink(entry.path)
         except OSError:
             pass
 
 
-def make_writable(top: str) -> None:
-    for root, dirs, _ in os.walk(top):
-        for name in dirs:
-            try:
-                os.chmod(os.path.join(root, name), 0o700)
-            except OSError:
-                pass
+def remove_tree(parent: str, name: str) -> None:
+    """Delete directory `parent/name` and everything below it, without recursion.
+
+    Walks down through directory fds (open the child relative to the current one, close
+    the current one), so neither the path length nor the depth is limited; comes back up
+    through ``..`` and removes each emptied directory from its parent.
+    """
+    fd = os.open(parent, DIR_FLAGS)
+    names: list[str] = []  # the path from `parent` to where `fd` points
     try:
-        os.chmod(top, 0o700)
+        _make_writable(fd, name)
+        fd = _descend(fd, name)
+        names.append(name)
+        while names:
+            subdir = _empty_files_and_find_subdir(fd)
+            if subdir is not None:
+                _make_writable(fd, subdir)
+                fd = _descend(fd, subdir)
+                names.append(subdir)
+                continue
+            up = os.open("..", DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = up
+            os.rmdir(names.pop(), dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _descend(fd: int, name: str) -> int:
+    child = os.open(name, DIR_FLAGS, dir_fd=fd)
+    os.close(fd)
+    return child
+
+
+def _make_writable(dir_fd: int, name: str) -> None:
+    try:
+        os.chmod(name, stat.S_IRWXU, dir_fd=dir_fd)
     except OSError:
         pass
+
+
+def _empty_files_and_find_subdir(fd: int) -> str | None:
+    """Unlink every non-directory in `fd`; return one subdirectory's name, or None."""
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                return entry.name
+            try:
+                os.unlink(entry.name, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+    return None

@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from tool_env.local import childproc, reaping
-from tool_env.local.capture import execute, outcome
+from tool_env.local.capture import Capture, execute, new_capture, outcome, payload
 from tool_env.local.children import (
     PR_SET_CHILD_SUBREAPER,
     PR_SET_DUMPABLE,
@@ -38,7 +38,8 @@ from tool_env.local.children import (
 )
 from tool_env.local.reaping import CLEANUP_DEADLINE_S, KILL_MODES, kill_quietly, wait_child
 from tool_env.local.scratch import Scratch
-from tool_env.local.wire import FrameError, read_frame, write_frame
+from tool_env.local.scrub import wipe
+from tool_env.local.wire import PAYLOAD_KEY, FrameError, read_frame, read_payload_into, write_frame
 
 REAP_POLL_S = 0.005
 
@@ -58,6 +59,7 @@ class Zygote:
         )
         self.max_output_chars = int(settings["max_output_chars"])
         self.max_stream_bytes = int(settings["max_stream_bytes"])
+        self.capture: Capture = new_capture(self.max_output_chars)  # reused, zeroed after every reply
         self.pid = os.getpid()
         self.prefork: Child | None = None
         self.session: Child | None = None
@@ -89,16 +91,16 @@ class Zygote:
         return fork_child(self.settings, persistent, self.pid)
 
     # ----- requests -------------------------------------------------------------------
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+    def handle(self, request: dict[str, Any], code: bytearray) -> dict[str, Any]:
         op = request.get("op")
         if op == "run":
-            return self.run(str(request["code"]), float(request["timeout_s"]), bool(request.get("keep")))
+            return self.run(code, float(request["timeout_s"]), bool(request.get("keep")))
         if op == "reset":
             self.end_session()
             return {"clean": True}
         return {"fatal": f"unknown op {op!r}"}
 
-    def run(self, code: str, timeout_s: float, keep: bool) -> dict[str, Any]:
+    def run(self, code: bytearray, timeout_s: float, keep: bool) -> dict[str, Any]:
         restarted = False
         if keep:
             if self.prefork is not None:  # a session worker has no use for it
@@ -118,17 +120,18 @@ class Zygote:
             child = self.prefork or self.fork_child(persistent=False)
             self.prefork = None
         started = time.monotonic()
-        capture = execute(child, code, started + timeout_s, self.max_output_chars, self.max_stream_bytes)
+        capture = self.capture
+        execute(child, code, capture, started + timeout_s, self.max_stream_bytes)
         duration = time.monotonic() - started
         reply = self.finish(child, capture, timeout_s, keep)
         reply.update(duration_s=duration, session_restarted=restarted)
         return reply
 
-    def finish(self, child: Child, capture: Any, timeout_s: float, keep: bool) -> dict[str, Any]:
-        """Turn a capture into a reply. Killing and reaping what the run leaves behind waits
-        for `after_reply`, off the caller's critical path (but before the next run here)."""
+    def finish(self, child: Child, capture: Capture, timeout_s: float, keep: bool) -> dict[str, Any]:
+        """Turn a capture into a reply header. Killing and reaping what the run leaves behind
+        waits for `after_reply`, off the caller's critical path (but before the next run here)."""
         reply = outcome(child, capture, timeout_s, self.max_stream_bytes)
-        if not keep or capture.status is None or capture.output_exceeded:
+        if not keep or not capture.status_done or capture.output_exceeded:
             kill_quietly(child.pid)  # stop it now; reaping and the sweep come after the reply
             self.dirty = child
             if keep:
@@ -215,6 +218,13 @@ class Zygote:
         self.scratch.wipe_all()
 
 
+def write_views(fd: int, views: list[memoryview]) -> None:
+    """Write raw buffers without joining them (a joined copy would outlive the wipe)."""
+    for view in views:
+        while view:
+            view = view[os.write(fd, view) :]
+
+
 def main() -> None:
     """Entry point inside the sandbox: fds 0/1 are the control channel from the host."""
     ctl_in, ctl_out = os.dup(0), os.dup(1)
@@ -242,17 +252,25 @@ def main() -> None:
             break
         if request is None:
             break
+        code = bytearray(int(request.get(PAYLOAD_KEY) or 0))
         try:
-            reply = zygote.handle(request)
-        except Exception as exc:  # report, then die: the host replaces a broken worker
-            write_frame(ctl_out, {"fatal": f"{type(exc).__name__}: {exc}"})
-            break
-        try:
+            read_payload_into(ctl_in, code)
+            reply = zygote.handle(request, code)
+            views = payload(zygote.capture, reply) if request.get("op") == "run" else []
+            reply[PAYLOAD_KEY] = sum(len(view) for view in views)
             write_frame(ctl_out, reply)
+            write_views(ctl_out, views)
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 break
             raise
+        except Exception as exc:  # report, then die: the host replaces a broken worker
+            write_frame(ctl_out, {"fatal": f"{type(exc).__name__}: {exc}"})
+            break
+        finally:  # before the next child is forked from this memory (`scrub`)
+            wipe(code)
+            zygote.capture.wipe()
+            del code
         try:
             zygote.after_reply()
         except Exception as exc:  # unclean: exit so the host replaces this worker
