@@ -91,6 +91,8 @@ wrap(zygote.Zygote, "reap_exited", "zygote: reap exited children")
 # child side
 wrap(childproc, "lock_down", "child: lock-down")
 wrap(childproc.Prepared, "reseed", "child:   reseed random")
+wrap(childproc.FreshNamespaces, "enter", "child:   fresh namespaces, scratch")
+wrap(childproc.KeyringFilter, "install", "child:   seccomp filter")
 wrap(childproc, "run_snippet", "child: run the snippet")
 wrap(childproc, "_finish_like_python", "child: atexit, threads")
 names.append("child: return from fork")
@@ -113,9 +115,9 @@ childproc.write_frame = write_frame
 real_handle = zygote.Zygote.handle
 
 
-def handle(self, request):
+def handle(self, request, *args):
     if request.get("op") != "profile":
-        return real_handle(self, request)
+        return real_handle(self, request, *args)
     deadline = time.monotonic() + 2.0
     while self.exiting and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -152,7 +154,9 @@ print(json.dumps([(own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime
 
 def start_worker(config: SandboxConfig) -> Worker:
     plan = isolation.build_plan(isolation.resolve_isolation(config.isolation), config)
-    plan.argv[-1] = HOOKS.format(root=isolation.PACKAGE_ROOT, slots=SPAN_SLOTS, size=SPAN_BYTES)
+    inside = getattr(isolation, "SANDBOX_PACKAGE_ROOT", None)  # where the package is bound in a namespace
+    root = inside if plan.level == "namespace" and inside else isolation.PACKAGE_ROOT
+    plan.argv[-1] = HOOKS.format(root=root, slots=SPAN_SLOTS, size=SPAN_BYTES)
     return Worker(plan)
 
 

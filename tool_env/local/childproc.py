@@ -23,8 +23,8 @@ import traceback
 import types
 from typing import Any
 
-from tool_env.local.run_namespaces import enter_fresh_namespaces
-from tool_env.local.seccomp import forbid_keyrings
+from tool_env.local.run_namespaces import FreshNamespaces
+from tool_env.local.seccomp import KeyringFilter
 from tool_env.local.wire import read_code, write_frame
 from tool_env.truncate import truncate_text
 
@@ -69,6 +69,7 @@ def child_main(
 def lock_down(
     settings: dict[str, Any], code_r: int, stdout_w: int, stderr_w: int, status_w: int, zygote_pid: int
 ) -> None:
+    prepared = _prepared or prepare(settings)  # the zygote prepared it once; a bare fork does it here
     os.setsid()
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != zygote_pid:  # the zygote died between fork and prctl
@@ -89,15 +90,13 @@ def lock_down(
         os.setuid(uid)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
     _prctl(PR_SET_DUMPABLE, 1)  # the zygote is not dumpable; the child's /proc/self should work
-    fresh = settings.get("fresh_namespaces")
-    if fresh:  # namespace level: this run's own /tmp, work dir, /dev/shm and IPC objects
-        enter_fresh_namespaces(fresh)
-    forbid_keyrings()
+    if prepared.fresh_namespaces is not None:  # namespace level: this run's own /tmp, work dir, /dev/shm, IPC
+        prepared.fresh_namespaces.enter()
+    prepared.keyring_filter.install()
     limits = settings["rlimits"]
     for name, value in limits.items():
         resource.setrlimit(getattr(resource, name), (value, value))
     os.chdir(settings["workdir"])
-    prepared = _prepared or prepare(settings)  # the zygote prepared it once; a bare fork does it here
     prepared.reseed()
     sys.stdin, sys.stdout, sys.stderr = prepared.streams
     sys.__stdout__, sys.__stderr__ = sys.stdout, sys.stderr
@@ -110,7 +109,8 @@ class Prepared:
     Each Python-level step in a fresh fork writes to pages it shares with the zygote, and
     each such page is copied (about 4 us per page here): doing once in the zygote what every
     child did (environment, signal dispositions, the standard streams' objects, finding
-    numpy's generator state) saves about 0.5 ms of CPU per stateless run.
+    numpy's generator state, the seccomp program, the namespace set-up's arguments) saves
+    about 1.5 ms of CPU per stateless run (`benchmarks/profile_sandbox.py`).
     """
 
     def __init__(self, settings: dict[str, Any]) -> None:
@@ -122,6 +122,9 @@ class Prepared:
         # Never written to in the zygote (not installed there): each child gets pristine ones.
         self.streams = (open(0, encoding="utf-8", closefd=False), _text_stream(1), _text_stream(2))
         self.mt_state = _numpy_state_address()
+        fresh = settings.get("fresh_namespaces")
+        self.fresh_namespaces = FreshNamespaces(fresh) if fresh else None
+        self.keyring_filter = KeyringFilter()
         _warm_fork_hooks()
 
     def reseed(self) -> None:

@@ -54,31 +54,59 @@ def enter_fresh_namespaces(spec: dict[str, Any]) -> None:
     "workdir": str}``; `keep_paths` are read-only binds (an interpreter under /tmp) that
     are bound again over the fresh tmpfs.
     """
-    uid, gid = os.getuid(), os.getgid()
-    _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC), "unshare")
-    _write("/proc/self/setgroups", "deny")
-    _write("/proc/self/uid_map", f"{uid} {uid} 1")
-    _write("/proc/self/gid_map", f"{gid} {gid} 1")
-    # Opened in the new mount namespace (a bind source must belong to it), before the tmpfs hides it.
-    kept = [(path, os.open(path, os.O_PATH | os.O_CLOEXEC)) for path in spec.get("keep_paths", ())]
-    try:
-        for mount in spec["tmpfs"]:
-            options = f"size={int(mount['size_bytes'])},nr_inodes={int(mount['inodes'])},mode=1777"
-            _check(
-                _libc.mount(b"tmpfs", mount["path"].encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options.encode()),
+    FreshNamespaces(spec).enter()
+
+
+class FreshNamespaces:
+    """A spec turned once into bytes, flags and ctypes structures.
+
+    The zygote builds it before forking, so that a child entering its namespaces makes system
+    calls, not Python objects: every object a fresh fork builds is written into pages it
+    shares with the zygote, and each such page is copied.
+    """
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.ids = (os.getuid(), os.getgid())
+        self.id_maps = _id_maps(*self.ids)
+        self.tmpfs = [
+            (
+                mount["path"].encode(),
+                f"size={int(mount['size_bytes'])},nr_inodes={int(mount['inodes'])},mode=1777".encode(),
                 f"mount tmpfs on {mount['path']}",
             )
-        for path, fd in kept:  # bound again, still read-only (the bind keeps its locked flags)
-            os.makedirs(path, exist_ok=True)
-            _check(
-                _libc.mount(f"/proc/self/fd/{fd}".encode(), path.encode(), None, MS_BIND | MS_REC, None),
-                f"bind {path}",
-            )
-    finally:
-        for _, fd in kept:
-            os.close(fd)
-    os.makedirs(spec["workdir"], mode=0o700, exist_ok=True)
-    drop_capabilities()
+            for mount in spec["tmpfs"]
+        ]
+        self.binds = [(path, path.encode(), f"bind {path}") for path in spec.get("keep_paths", ())]
+        self.workdir = spec["workdir"]
+        self.cap_header = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
+        self.cap_data = (_CapData * CAP_SETS_U32)()  # all zero: no capability at all
+
+    def enter(self) -> None:
+        ids = (os.getuid(), os.getgid())
+        _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC), "unshare")
+        for path, text in self.id_maps if ids == self.ids else _id_maps(*ids):
+            _write(path, text)
+        # Opened in the new mount namespace (a bind source must belong to it), before the tmpfs hides it.
+        kept = [(path, target, what, os.open(path, os.O_PATH | os.O_CLOEXEC)) for path, target, what in self.binds]
+        try:
+            for target, options, what in self.tmpfs:
+                _check(_libc.mount(b"tmpfs", target, b"tmpfs", MS_NOSUID | MS_NODEV, options), what)
+            for path, target, what, fd in kept:  # bound again, still read-only (the bind keeps its locked flags)
+                os.makedirs(path, exist_ok=True)
+                _check(_libc.mount(f"/proc/self/fd/{fd}".encode(), target, None, MS_BIND | MS_REC, None), what)
+        finally:
+            for *_, fd in kept:
+                os.close(fd)
+        os.makedirs(self.workdir, mode=0o700, exist_ok=True)
+        _check(_libc.capset(ctypes.byref(self.cap_header), self.cap_data), "capset")
+
+
+def _id_maps(uid: int, gid: int) -> tuple[tuple[str, bytes], ...]:
+    return (
+        ("/proc/self/setgroups", b"deny"),
+        ("/proc/self/uid_map", f"{uid} {uid} 1".encode()),
+        ("/proc/self/gid_map", f"{gid} {gid} 1".encode()),
+    )
 
 
 def drop_capabilities() -> None:
@@ -88,9 +116,9 @@ def drop_capabilities() -> None:
     _check(_libc.capset(ctypes.byref(header), data), "capset")
 
 
-def _write(path: str, text: str) -> None:
+def _write(path: str, text: bytes) -> None:
     fd = os.open(path, os.O_WRONLY)
     try:
-        os.write(fd, text.encode())
+        os.write(fd, text)
     finally:
         os.close(fd)
