@@ -82,3 +82,28 @@ def test_scrub_str_zeroes_a_decoded_string_in_place() -> None:
         text = raw.decode()
         scrub_str(text)
         assert set(text) == {"\0"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(min_size=1, max_size=70_000), min_size=1, max_size=6), st.integers(1, 64))
+def test_wipe_zeroes_every_byte_a_run_wrote(chunks: list[bytes], limit: int) -> None:
+    """`wipe` zeroes only what the run wrote (for speed); nothing of the run may survive it,
+    however the output filled the head, wrapped the tail ring or filled the read chunk."""
+    capture = new_capture(limit)
+    stream = capture.stdout
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                sent = os.write(write_fd, view[: 1 << 16])
+                view = view[sent:]
+                while stream.read_from(read_fd):
+                    pass
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    stream.finish()
+    capture.wipe()
+    assert not any(stream.head) and not any(stream.tail) and not any(stream.chunk)
