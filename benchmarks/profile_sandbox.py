@@ -61,7 +61,7 @@ def add(name, cpu, flt):
     struct.pack_into("qqq", shm, off, c + cpu, f + flt, n + 1)
 
 
-def wrap(owner, attr, name):
+def wrap(owner, attr, name):  # what this version of the code lacks is left out
     fn = getattr(owner, attr, None)
     if fn is None:
         return
@@ -90,9 +90,9 @@ wrap(zygote.Zygote, "fork_child", "zygote:   fork next child")
 wrap(zygote.Zygote, "reap_exited", "zygote: reap exited children")
 # child side
 wrap(childproc, "lock_down", "child: lock-down")
-wrap(childproc.Prepared, "reseed", "child:   reseed random")
-wrap(childproc.FreshNamespaces, "enter", "child:   fresh namespaces, scratch")
-wrap(childproc.KeyringFilter, "install", "child:   seccomp filter")
+wrap(getattr(childproc, "Prepared", None), "reseed", "child:   reseed random")
+wrap(getattr(childproc, "FreshNamespaces", None), "enter", "child:   fresh namespaces, scratch")
+wrap(getattr(childproc, "KeyringFilter", None), "install", "child:   seccomp filter")
 wrap(childproc, "run_snippet", "child: run the snippet")
 wrap(childproc, "_finish_like_python", "child: atexit, threads")
 names.append("child: return from fork")
