@@ -49,6 +49,8 @@ class StreamBuffer:
         self.total_bytes = 0
         self.total_chars = 0
         self.carry = 0  # undecoded bytes at the start of `chunk`
+        self.chunk_used = 0  # how much of `chunk` holds run data (only that is wiped: each
+        # page written here is a copy-on-write fault while a pre-forked child shares it)
 
     def read_from(self, fd: int) -> int | None:
         """Read once; the byte count, 0 at EOF, None if nothing was ready."""
@@ -60,6 +62,7 @@ class StreamBuffer:
         except OSError:
             return 0
         if got:
+            self.chunk_used = max(self.chunk_used, self.carry + got)
             self.store(view[self.carry : self.carry + got])
             self.count_chars(self.carry + got, final=False)
         return got
@@ -117,8 +120,8 @@ class StreamBuffer:
 
     def wipe(self) -> None:
         wipe(self.head, self.head_len)
-        wipe(self.tail)
-        wipe(self.chunk)
+        wipe(self.tail, len(self.tail) if self.total_bytes > self.head_len else 0)
+        wipe(self.chunk, self.chunk_used)
         self.reset()
 
 

@@ -7,8 +7,10 @@ that die with the run's last process: the next run starts from new ones, and not
 be walked and deleted (a million files or a tree thousands of levels deep cost the next
 caller nothing). Each tmpfs is capped in bytes and in inodes.
 
-The nested user namespace is what lets an unprivileged child mount and unshare; the child
-then drops every capability it gained there before any code runs.
+The zygote keeps CAP_SYS_ADMIN of its sandbox's user namespace (bubblewrap's `--cap-add`)
+so that a child can unshare and mount; without it the child first enters a nested user
+namespace of its own (about 0.5 ms more per run). Either way the child drops every
+capability before any code runs.
 
 Stdlib only: this runs inside the sandbox.
 """
@@ -54,11 +56,12 @@ def enter_fresh_namespaces(spec: dict[str, Any]) -> None:
     "workdir": str}``; `keep_paths` are read-only binds (an interpreter under /tmp) that
     are bound again over the fresh tmpfs.
     """
-    uid, gid = os.getuid(), os.getgid()
-    _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC), "unshare")
-    _write("/proc/self/setgroups", "deny")
-    _write("/proc/self/uid_map", f"{uid} {uid} 1")
-    _write("/proc/self/gid_map", f"{gid} {gid} 1")
+    if _libc.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:  # no CAP_SYS_ADMIN here: via a user namespace
+        uid, gid = os.getuid(), os.getgid()
+        _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC), "unshare")
+        _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/uid_map", f"{uid} {uid} 1")
+        _write("/proc/self/gid_map", f"{gid} {gid} 1")
     # Opened in the new mount namespace (a bind source must belong to it), before the tmpfs hides it.
     kept = [(path, os.open(path, os.O_PATH | os.O_CLOEXEC)) for path in spec.get("keep_paths", ())]
     try:
