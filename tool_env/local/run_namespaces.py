@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from dataclasses import dataclass
 from typing import Any
 
 CLONE_NEWNS = 0x00020000
@@ -49,13 +50,29 @@ def _check(result: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def enter_fresh_namespaces(spec: dict[str, Any]) -> None:
-    """Unshare user+mount+IPC namespaces, mount fresh capped tmpfs, drop all capabilities.
+@dataclass(frozen=True)
+class Prepared:
+    """A run's mounts as ready-made system-call arguments (built in the zygote, not per child)."""
 
-    `spec`: ``{"tmpfs": [{"path", "size_bytes", "inodes"}...], "keep_paths": [...],
-    "workdir": str}``; `keep_paths` are read-only binds (an interpreter under /tmp) that
-    are bound again over the fresh tmpfs.
-    """
+    tmpfs: tuple[tuple[bytes, bytes], ...]  # (mount point, options)
+    keep_paths: tuple[str, ...]
+    workdir: str
+
+
+def prepare(spec: dict[str, Any]) -> Prepared:
+    """`spec`: ``{"tmpfs": [{"path", "size_bytes", "inodes"}...], "keep_paths": [...],
+    "workdir": str}``; `keep_paths` are read-only binds (an interpreter under /tmp) that are
+    bound again over the fresh tmpfs."""
+    tmpfs = tuple(
+        (m["path"].encode(), f"size={int(m['size_bytes'])},nr_inodes={int(m['inodes'])},mode=1777".encode())
+        for m in spec["tmpfs"]
+    )
+    return Prepared(tmpfs, tuple(spec.get("keep_paths", ())), spec["workdir"])
+
+
+def enter_fresh_namespaces(spec: dict[str, Any] | Prepared) -> None:
+    """Unshare mount+IPC namespaces, mount fresh capped tmpfs, drop all capabilities."""
+    plan = spec if isinstance(spec, Prepared) else prepare(spec)
     if _libc.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:  # no CAP_SYS_ADMIN here: via a user namespace
         uid, gid = os.getuid(), os.getgid()
         _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC), "unshare")
@@ -63,14 +80,10 @@ def enter_fresh_namespaces(spec: dict[str, Any]) -> None:
         _write("/proc/self/uid_map", f"{uid} {uid} 1")
         _write("/proc/self/gid_map", f"{gid} {gid} 1")
     # Opened in the new mount namespace (a bind source must belong to it), before the tmpfs hides it.
-    kept = [(path, os.open(path, os.O_PATH | os.O_CLOEXEC)) for path in spec.get("keep_paths", ())]
+    kept = [(path, os.open(path, os.O_PATH | os.O_CLOEXEC)) for path in plan.keep_paths]
     try:
-        for mount in spec["tmpfs"]:
-            options = f"size={int(mount['size_bytes'])},nr_inodes={int(mount['inodes'])},mode=1777"
-            _check(
-                _libc.mount(b"tmpfs", mount["path"].encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options.encode()),
-                f"mount tmpfs on {mount['path']}",
-            )
+        for target, options in plan.tmpfs:
+            _check(_libc.mount(b"tmpfs", target, b"tmpfs", MS_NOSUID | MS_NODEV, options), f"mount tmpfs on {target!r}")
         for path, fd in kept:  # bound again, still read-only (the bind keeps its locked flags)
             os.makedirs(path, exist_ok=True)
             _check(
@@ -80,15 +93,17 @@ def enter_fresh_namespaces(spec: dict[str, Any]) -> None:
     finally:
         for _, fd in kept:
             os.close(fd)
-    os.makedirs(spec["workdir"], mode=0o700, exist_ok=True)
+    os.mkdir(plan.workdir, 0o700)
     drop_capabilities()
 
 
+_CAP_HEADER = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
+_NO_CAPS = (_CapData * CAP_SETS_U32)()
+
+
 def drop_capabilities() -> None:
-    """Empty the effective, permitted and inheritable sets (the new user namespace granted all)."""
-    header = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
-    data = (_CapData * CAP_SETS_U32)()
-    _check(_libc.capset(ctypes.byref(header), data), "capset")
+    """Empty the effective, permitted and inheritable sets."""
+    _check(_libc.capset(ctypes.byref(_CAP_HEADER), _NO_CAPS), "capset")
 
 
 def _write(path: str, text: str) -> None:

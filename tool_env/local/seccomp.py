@@ -66,14 +66,24 @@ def keyring_filter(machine: str) -> list[tuple[int, int, int, int]] | None:
     return program
 
 
-def forbid_keyrings() -> bool:
-    """Install the filter in this process; False where the architecture is not known."""
+def _build() -> tuple[_Program, ctypes.Array] | None:
     program = keyring_filter(platform.machine())
     if program is None:
-        return False
+        return None
     filters = (_Filter * len(program))(*(_Filter(*instruction) for instruction in program))
-    prog = _Program(len(program), filters)
-    if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+    return _Program(len(program), filters), filters
+
+
+# Built once when the zygote imports this module: a forked child only makes the system call
+# (building it there cost about 0.3 ms of copy-on-write faults per run).
+_PREPARED = _build()
+
+
+def forbid_keyrings() -> bool:
+    """Install the filter in this process; False where the architecture is not known."""
+    if _PREPARED is None:
+        return False
+    if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(_PREPARED[0]), 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"seccomp filter: {os.strerror(err)}")
     return True
