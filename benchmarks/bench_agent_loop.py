@@ -166,7 +166,7 @@ def main() -> None:
     parser.add_argument("--code-calls", type=int, default=3)
     parser.add_argument("--turn-chars", type=int, default=1200, help="reasoning text before each block")
     parser.add_argument("--repeats", type=int, default=300)
-    parser.add_argument("--pool-size", type=int, default=0, help="sandbox workers; 0 = number of cores")
+    parser.add_argument("--pool-size", type=int, default=0, help="sandbox workers; 0 = this process's share of the node's cores")
     args = parser.parse_args()
 
     tokenizer = build_tiny_tokenizer(tempfile.mkdtemp(prefix="bench_tok_"))

@@ -9,14 +9,24 @@
 # each boundary also exports HF weights under global_step_<N>/actor/huggingface). Run
 # STAGE=1..4 in turn, or STAGE=4 once to train all stages in one go.
 #
+#   for stage in 1 2 3 4; do STAGE=$stage recipes/run_14b_stage.sh; done
+#
+# MODEL_PATH defaults to the newest HF export of recipes/run_sft.sh under SFT_DIR
+# (checkpoints/r1ci/sft-14b/global_step_<N>/huggingface); TRAIN_FILES, VAL_FILES and
+# POTENTIAL_FILE to what `r1ci data build --out data/r1ci` and `r1ci potential` write.
+#
 #   STAGE=1 MODEL_PATH=checkpoints/r1ci/sft-14b/global_step_600/huggingface \
 #   TRAIN_FILES=data/r1ci/train.parquet POTENTIAL_FILE=data/r1ci/potential.parquet \
 #   recipes/run_14b_stage.sh [hydra overrides...]
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
+source "${REPO_ROOT}/recipes/lib/sft_export.sh"
+
 # ---- user-adjustable -------------------------------------------------------------------
-export MODEL_PATH=${MODEL_PATH:?set MODEL_PATH to the SFT HF export (recipes/run_sft.sh)}
+export SFT_DIR=${SFT_DIR:-checkpoints/r1ci/sft-14b}   # recipes/run_sft.sh's OUT_DIR
+export MODEL_PATH=${MODEL_PATH:-$(latest_sft_export "${SFT_DIR}")}   # default: the newest SFT export there
+: "${MODEL_PATH:?set MODEL_PATH to the SFT HF export (none found under SFT_DIR=${SFT_DIR}; run recipes/run_sft.sh)}"
 export TRAIN_FILES=${TRAIN_FILES:-data/r1ci/train.parquet}
 export VAL_FILES=${VAL_FILES:-data/r1ci/test.parquet}
 export POTENTIAL_FILE=${POTENTIAL_FILE:-data/r1ci/potential.parquet}   # empty: no curriculum

@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from reward_fns.normalize import (
+from reward_fns.parsing import (
     choice_word,
-    clean_text,
+    clean,
     option_letter,
-    parse_number,
+    parse_quantity,
     split_list,
     text_equal,
     yes_no,
@@ -45,12 +45,12 @@ def yes_no_match(answer: str, target: str) -> bool:
 
 def valid_invalid_match(answer: str, target: str) -> bool:
     """formal_fallacies: the whole answer must be the word "valid" or "invalid"."""
-    return choice_word(answer, ("valid", "invalid")) == clean_text(target).casefold()
+    return choice_word(answer, ("valid", "invalid")) == (clean(target, sentence=True) or "").casefold()
 
 
 def integer_match(answer: str, target: str) -> bool:
     """Integer targets: numerically equal (commas, units, "24.0" and number words tolerated)."""
-    given, expected = parse_number(answer), parse_number(target)
+    given, expected = parse_quantity(answer), parse_quantity(target)
     if expected is None:
         raise ValueError(f"target {target!r} is not a number")
     return given is not None and given == expected
@@ -58,7 +58,7 @@ def integer_match(answer: str, target: str) -> bool:
 
 def dyck_match(answer: str, target: str) -> bool:
     """dyck_languages: the same closing brackets in order; spaces and commas do not matter."""
-    cleaned = clean_text(answer).replace(",", "")
+    cleaned = (clean(answer, sentence=True) or "").replace(",", "")
     if any(not ch.isspace() and ch not in _BRACKETS for ch in cleaned):
         return False
     closing = "".join(cleaned.split())
@@ -67,7 +67,7 @@ def dyck_match(answer: str, target: str) -> bool:
 
 def word_list_match(answer: str, target: str) -> bool:
     """word_sorting: the same words in the same order, separated by spaces or commas."""
-    return [w.casefold() for w in split_list(answer)] == [w.casefold() for w in target.split()]
+    return [w.casefold() for w in split_list(answer, sentence=True) or []] == [w.casefold() for w in target.split()]
 
 
 Matcher = Callable[[str, str], bool]

@@ -1,18 +1,31 @@
-"""Small, safe parsers for model answers: numbers, lists, grids, arithmetic.
+"""Answer parsing for every verifier: cleaning, literals, lists, numbers, options, maths.
 
-Model text is never executed: literals go through `json` / `ast.literal_eval`, arithmetic through
-a tiny `ast` walker that knows numbers, + - * / and parentheses only. Every parser returns None
-(or raises `ValueError` where documented) on malformed text, so verifiers can score it 0.
+One module, so every task reads model answers the same way. Model text is never executed:
+literals go through `json` / `ast.literal_eval`, arithmetic through a tiny `ast` walker that knows
+numbers, + - * / and parentheses only, LaTeX through math-verify. Models decorate answers
+(``<<< (B) >>>``, ``<<<"yes".>>>``, ``<<<1,234 apples>>>``): the helpers strip the decoration a
+grader would ignore and nothing more, so a wrong answer stays wrong. Parsers return None (or
+raise `ValueError` where documented) on text of the wrong shape; verifiers score that 0.
+
+Two cleaning levels, chosen by the caller: layout (`clean(text)`: surrounding whitespace and
+wrapping quotes; puzzle answers, where punctuation is content) and sentence
+(`clean(text, sentence=True)`: also inner whitespace runs and trailing sentence punctuation;
+short prose answers such as BBH's).
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import logging
 import math
 import re
 from fractions import Fraction
 from typing import Any
+
+# Imported here, not lazily: budgeted verifiers run in processes forked from this one, and a
+# worker that replaces a killed one should not pay the ~0.5 s import again.
+from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
 MAX_ANSWER_CHARS = 20_000  # longer answers are not parsed (bounds work on hostile text)
 MAX_EXPRESSION_NODES = 200  # arithmetic expressions are short; this bounds the walk
@@ -21,20 +34,37 @@ NUMERIC_ABS_TOL = 1e-9
 MIN_ROUNDED_DECIMALS = 2  # "1.54" for 1.5416… counts as correct rounding; "2" for 1.54 does not
 
 _QUOTES = "\"'`“”‘’"
+_TRAILING_PUNCT = ".!;:,"
+_SPACES = re.compile(r"\s+")
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+_SCIENTIFIC = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+")
 _INT = re.compile(r"[-+]?\d+")
 _GROUPED_INT = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+")
 _TOKEN_SPLIT = re.compile(r"[,;\s]+")
 _BRACKETS = "[](){}"
 
 
-def clean(text: str | None) -> str | None:
-    """Strip whitespace and matching outer quotes/backticks; None for missing or oversized text."""
+# --- cleaning ---------------------------------------------------------------------------------
+
+
+def clean(text: str | None, *, sentence: bool = False) -> str | None:
+    """Strip surrounding whitespace and wrapping quotes/backticks; None for missing or oversized text.
+
+    `sentence`: also collapse whitespace runs and drop trailing sentence punctuation, so
+    ``' "yes". '`` is ``yes`` (for prose answers; puzzle answers keep their punctuation).
+    """
     if text is None or not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
         return None
+    if sentence:
+        text = _SPACES.sub(" ", text)
     text = text.strip()
-    while len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
-        text = text[1:-1].strip()
+    previous = None
+    while text != previous:
+        previous = text
+        if sentence:
+            text = text.rstrip(_TRAILING_PUNCT).strip()
+        if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
+            text = text[1:-1].strip()
     return text
 
 
@@ -53,15 +83,27 @@ def parse_literal(text: str | None) -> Any | None:
         return None
 
 
-def split_tokens(text: str | None) -> list[str] | None:
-    """Items of a flat list written any common way: ``[1, 2]``, ``1,2``, ``"A", "B"``, ``1 2``."""
-    text = clean(text)
+def split_list(text: str | None, *, sentence: bool = False) -> list[str] | None:
+    """Items of a flat list written any common way: ``[1, 2]``, ``1,2``, ``"A", "B"``, ``1 2``.
+
+    Layout mode (default, puzzle answers): every bracket, comma, semicolon and whitespace run
+    separates items. `sentence` mode (prose answers such as BBH word lists): the text is cleaned
+    as a sentence, only one outer bracket pair is dropped and items split at commas and
+    whitespace, so inner brackets stay part of an item. None for missing or oversized text.
+    """
+    text = clean(text, sentence=sentence)
     if text is None:
         return None
-    for bracket in _BRACKETS:
-        text = text.replace(bracket, " ")
-    tokens = [t.strip(_QUOTES) for t in _TOKEN_SPLIT.split(text)]
-    return [t for t in tokens if t]
+    if sentence:
+        if len(text) >= 2 and text[0] + text[-1] in ("[]", "()", "{}"):
+            text = text[1:-1]
+        items = re.split(r"[\s,]+", text)
+    else:
+        for bracket in _BRACKETS:
+            text = text.replace(bracket, " ")
+        items = _TOKEN_SPLIT.split(text)
+    items = [item.strip(_QUOTES) for item in items]
+    return [item for item in items if item]
 
 
 def parse_int(text: str | None) -> int | None:
@@ -80,7 +122,10 @@ def parse_int(text: str | None) -> int | None:
 
 
 def parse_number(text: str | None) -> float | None:
-    """A finite number: decimal, scientific, or an exact fraction/arithmetic like ``13/9``."""
+    """A finite number: decimal, scientific, or an exact fraction/arithmetic like ``13/9``.
+
+    Strict: no units, currency or thousands commas (`parse_quantity` reads those).
+    """
     text = _unwrap(clean(text))
     if not text:
         return None
@@ -103,8 +148,8 @@ def _unwrap(text: str | None) -> str | None:
     return text
 
 
-def number_matches(written: str, expected: float) -> bool:
-    """Whether the number text `written` equals `expected` up to float noise or correct rounding.
+def number_matches(written: str, expected: float, *, rel_tol: float = NUMERIC_REL_TOL) -> bool:
+    """Whether the number text `written` equals `expected` up to `rel_tol` or correct rounding.
 
     A value written with at least MIN_ROUNDED_DECIMALS decimals counts when it is `expected`
     rounded to that many places (the questions ask for no precision).
@@ -112,13 +157,61 @@ def number_matches(written: str, expected: float) -> bool:
     value = parse_number(written)
     if value is None:
         return False
-    if math.isclose(value, expected, rel_tol=NUMERIC_REL_TOL, abs_tol=NUMERIC_ABS_TOL):
+    if math.isclose(value, expected, rel_tol=rel_tol, abs_tol=NUMERIC_ABS_TOL):
         return True
     match = re.fullmatch(r"[-+]?\d*\.(\d+)", written.strip())
     if match and len(match.group(1)) >= MIN_ROUNDED_DECIMALS:
         half_unit = 0.5 * 10 ** -len(match.group(1))
         return abs(value - expected) <= half_unit + NUMERIC_ABS_TOL
     return False
+
+
+_DECORATED_NUMBER = re.compile(
+    r"""^(?:[$€£¥~≈=]\s*)?                  # optional currency, "about" or "=" sign
+        (?P<num>[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|[-+]?\.\d+)
+        (?:\s*%|\s*[A-Za-z][A-Za-z\s\-]*)?$   # optional percent sign or a unit / noun
+    """,
+    re.VERBOSE,
+)
+_NUMBER_WORDS = {
+    word: value
+    for value, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen twenty".split()
+    )
+}
+
+
+def number_text(text: str | None) -> str | None:
+    """The bare number a decorated answer writes ("$1,234.50" → "1234.50", "8 apples" → "8",
+    "2e-6" → "2e-6"), else None."""
+    text = clean(text, sentence=True)
+    if text is None:
+        return None
+    if _SCIENTIFIC.fullmatch(text):
+        return text
+    match = _DECORATED_NUMBER.match(text)
+    return None if match is None else match.group("num").replace(",", "")
+
+
+def parse_quantity(text: str | None) -> Fraction | None:
+    """A number as prose writes it, exactly: thousands commas, sign, fraction, currency, unit or
+    percent sign, or a number word; else None. ("1,234" → 1234, "-3.50" → -7/2, "$12" → 12,
+    "8 apples" → 8, "1/2" → 1/2, "eight" → 8.) `parse_number` is the strict form for puzzles.
+    """
+    text = clean(text, sentence=True)
+    if text is None:
+        return None
+    word = _NUMBER_WORDS.get(text.casefold())
+    if word is not None:
+        return Fraction(word)
+    match = _DECORATED_NUMBER.match(text)
+    if match is None:
+        return None
+    try:
+        return Fraction(match.group("num").replace(",", ""))
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 def parse_grid(text: str | None) -> list[list[str]] | None:
@@ -137,7 +230,7 @@ def parse_grid(text: str | None) -> list[list[str]] | None:
         if not any(isinstance(c, (list, tuple, dict)) for c in literal):
             return [[_cell(c) for c in literal]]
     lines = [line for line in text.splitlines() if line.strip(" []\t")]
-    rows = [split_tokens(line) or [] for line in lines]
+    rows = [split_list(line) or [] for line in lines]
     rows = [row for row in rows if row]
     return rows or None
 
@@ -200,10 +293,11 @@ _BINARY_OPS = {
 }
 
 
-def evaluate_arithmetic(expression: str, *, allow_unary: bool = True) -> Evaluated:
+def evaluate_arithmetic(expression: str, *, allow_unary: bool = True, allow_float: bool = True) -> Evaluated:
     """Exactly evaluate numbers with + - * / and parentheses; raise ValueError for anything else.
 
     Also accepts the typographic operators ×, ÷ and −. Division by zero raises ValueError.
+    `allow_unary`: signs such as ``-4``; `allow_float`: constants such as ``2.5`` (else integers only).
     """
     if not isinstance(expression, str) or len(expression) > MAX_ANSWER_CHARS:
         raise ValueError("expression missing or too long")
@@ -219,7 +313,7 @@ def evaluate_arithmetic(expression: str, *, allow_unary: bool = True) -> Evaluat
     def walk(node: ast.AST) -> Fraction:
         if isinstance(node, ast.Expression):
             return walk(node.body)
-        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        if isinstance(node, ast.Constant) and (type(node.value) is int or (allow_float and type(node.value) is float)):
             number = Fraction(str(node.value)) if isinstance(node.value, float) else Fraction(node.value)
             numbers.append(number)
             return number
@@ -234,3 +328,111 @@ def evaluate_arithmetic(expression: str, *, allow_unary: bool = True) -> Evaluat
         raise ValueError(f"unsupported syntax in arithmetic: {type(node).__name__}")
 
     return Evaluated(walk(tree), numbers)
+
+
+# --- options, yes/no, words -------------------------------------------------------------------
+
+# "(B)", "B", "B)", "B.", "B:", "(B) circle", "B) circle", "Option B", "answer: (B)".
+_OPTION = re.compile(
+    r"""^(?:(?:the\s+)?(?:answer|option|choice)(?:\s+is)?\s*[:\-]?\s*)?   # optional lead-in
+        (?:\((?P<paren>[A-Za-z])\)(?:\s+.*)?                              # (B) or (B) circle
+          |(?P<bare>[A-Z])(?:[).:](?:\s+.*)?)?)                          # B, B), B. circle
+        $""",
+    re.VERBOSE | re.DOTALL | re.IGNORECASE,
+)
+_OPTION_MARK = re.compile(r"\(([A-Z])\)")
+_YES = frozenset({"yes", "y", "true"})
+_NO = frozenset({"no", "n", "false"})
+
+
+def text_equal(answer: str, expected: str) -> bool:
+    """Case-insensitive equality after sentence cleaning."""
+    given = clean(answer, sentence=True)
+    return given is not None and given.casefold() == (clean(expected, sentence=True) or "").casefold()
+
+
+def option_letter(text: str) -> str | None:
+    """The option letter an answer picks ("(B)", "B", "B) text", "Option B" → "B"), else None.
+
+    A bare lower-case letter is not an option ("a" is also a word); "(b)" is.
+    """
+    text = clean(text, sentence=True)
+    if text is None:
+        return None
+    match = _OPTION.match(text)
+    if match is None or len(set(_OPTION_MARK.findall(text.upper()))) > 1:
+        return None  # no option, or a hedge such as "(B) or (C)"
+    if match.group("paren"):
+        return match.group("paren").upper()
+    bare = match.group("bare")
+    return bare if bare.isupper() else None
+
+
+def yes_no(text: str) -> bool | None:
+    """True for yes/true, False for no/false (any case, quotes, trailing period), else None."""
+    word = (clean(text, sentence=True) or "").casefold()
+    if word in _YES:
+        return True
+    if word in _NO:
+        return False
+    return None
+
+
+def choice_word(text: str, choices: tuple[str, ...]) -> str | None:
+    """The one of `choices` the answer names (case-insensitive, decoration stripped), else None."""
+    word = (clean(text, sentence=True) or "").casefold()
+    for choice in choices:
+        if word == choice.casefold():
+            return choice
+    return None
+
+
+# --- mathematical equivalence (LaTeX answers) ------------------------------------------------
+
+MAX_MATH_ANSWER_CHARS = 1_000  # MATH answers are short; longer text is not handed to the parser
+_MATH_DELIMITERS = ("$", "\\(", "\\[")
+
+
+def _as_latex_math(text: str) -> str:
+    """Wrap bare text as ``$...$``: math-verify then reads ``(18,-18)``, ``\\sqrt{12}`` and
+    ``8,\\!424,\\!000`` as maths; passed bare, it misreads them (measured with 0.9.0)."""
+    text = text.replace("\\$", "").strip()  # a currency sign (``\\$675``) math-verify cannot read
+    if text.count("$") % 2:
+        text = text.replace("$", "")  # "$675": a currency sign, not a delimiter
+    if any(mark in text for mark in _MATH_DELIMITERS) or "\\boxed" in text:
+        return text
+    return f"${text}$"
+
+
+class _WithoutTimeoutNotice(logging.Filter):
+    """math-verify warns once per process that its timeouts are off; they are off on purpose
+    (see math_equivalent), and every verifier worker process would repeat the notice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Timeout is disabled")
+
+
+for _name in ("math_verify.parser", "math_verify.grader"):
+    logging.getLogger(_name).addFilter(_WithoutTimeoutNotice())
+
+
+class UnreadableReference(ValueError):
+    """math-verify cannot read the reference answer: a data problem, not a wrong answer."""
+
+
+def math_equivalent(answer: str | None, gold: str) -> bool:
+    """Whether `answer` is mathematically equal to the LaTeX `gold` (``\\frac{1}{2}`` = ``0.5``
+    = ``1/2``; ``2\\sqrt{3}`` = ``\\sqrt{12}``), by math-verify.
+
+    math-verify's own timeouts use SIGALRM, which fails outside the main thread and clobbers
+    other alarms, so they are off here: callers bound the time (see reward_fns.scoring).
+    """
+    text = clean(answer)
+    if not text or len(text) > MAX_MATH_ANSWER_CHARS:
+        return False
+    config = [LatexExtractionConfig(), ExprExtractionConfig()]
+    expected = parse(_as_latex_math(gold), extraction_config=config, parsing_timeout=None)
+    if not expected:
+        raise UnreadableReference(f"math-verify cannot read the reference answer {gold!r}")
+    given = parse(_as_latex_math(text), extraction_config=config, parsing_timeout=None)
+    return bool(given) and verify(expected, given, timeout_seconds=None)

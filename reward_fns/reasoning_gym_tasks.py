@@ -20,10 +20,9 @@ import functools
 import logging
 import math
 import re
-from fractions import Fraction
 from typing import Any, Callable
 
-from reward_fns.normalize import parse_number, yes_no
+from reward_fns.parsing import evaluate_arithmetic, parse_quantity, yes_no
 from reward_fns.registry import Reference, register_verifier
 
 logger = logging.getLogger(__name__)
@@ -42,29 +41,55 @@ EXCLUDED: dict[str, str] = {
     "composite": "a mixture of other datasets; register its member datasets instead",
 }
 
-# Every other dataset of RG_VERSION: generates offline, gold scores 1 after JSON, wrong scores 0.
-ENABLED: tuple[str, ...] = (
-    "ab", "acre", "advanced_geometry", "aiw", "arc_1d", "arc_agi", "base_conversion",
-    "basic_arithmetic", "bf", "binary_alternation", "binary_matrix", "bitwise_arithmetic",
-    "caesar_cipher", "calendar_arithmetic", "chain_sum", "circuit_logic", "codeio", "coin_flip",
-    "color_cube_rotation", "complex_arithmetic", "count_bits", "count_primes", "countdown",
-    "course_schedule", "cryptarithm", "decimal_arithmetic", "decimal_chain_sum", "dice",
-    "emoji_mystery", "family_relationships", "figlet_font", "fraction_simplification", "futoshiki",
-    "game_of_life", "game_of_life_halting", "gcd", "group_anagrams", "gsm_symbolic",
-    "intermediate_integration", "isomorphic_strings", "jugs", "kakurasu", "knight_swap",
-    "knights_knaves", "largest_island", "lcm", "leg_counting", "letter_counting", "letter_jumble",
-    "list_functions", "mahjong_puzzle", "manipulate_matrix", "maze", "mini_sudoku", "modulo_grid",
-    "n_queens", "needle_haystack", "number_filtering", "number_format", "number_sequence",
-    "number_sorting", "palindrome_generation", "palindrome_partitioning", "path_star",
-    "polynomial_equations", "polynomial_multiplication", "pool_matrix", "power_function",
-    "prime_factorization", "products", "puzzle24", "quantum_lock", "ransom_note", "rearc",
-    "rectangle_count", "rotate_matrix", "rotten_oranges", "self_reference", "sentence_reordering",
-    "shortest_path", "simple_equations", "simple_geometry", "simple_integration", "sokoban",
-    "spell_backward", "spiral_matrix", "string_insertion", "string_manipulation",
-    "string_splitting", "string_synthesis", "sudoku", "survo", "syllogism", "time_intervals",
-    "tower_of_hanoi", "tsumego", "word_ladder", "word_sequence_reversal", "word_sorting",
-    "zebra_puzzles",
-)  # fmt: skip
+# The single list of reasoning-gym RG_VERSION datasets (except "composite"), each with the kind
+# of skill it trains; the data side builds its tasks and splits from it.
+# execution: follow stated rules or compute exactly; planning: search for a plan or an
+# assignment that satisfies constraints; reasoning: infer from clues, patterns or language.
+CATEGORIES: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            "ab", "advanced_geometry", "base_conversion", "basic_arithmetic", "bf", "binary_matrix",
+            "bitwise_arithmetic", "caesar_cipher", "calendar_arithmetic", "chain_sum", "circuit_logic",
+            "coin_flip", "color_cube_rotation", "complex_arithmetic", "count_bits", "count_primes",
+            "decimal_arithmetic", "decimal_chain_sum", "dice", "emoji_mystery", "fraction_simplification",
+            "game_of_life", "game_of_life_halting", "gcd", "group_anagrams", "intermediate_integration",
+            "isomorphic_strings", "largest_island", "lcm", "letter_counting", "mahjong_puzzle",
+            "manipulate_matrix", "number_filtering", "number_format", "number_sorting",
+            "palindrome_partitioning", "polynomial_equations", "polynomial_multiplication", "pool_matrix",
+            "power_function", "prime_factorization", "products", "ransom_note", "rectangle_count",
+            "rotate_matrix", "rotten_oranges", "simple_equations", "simple_geometry", "simple_integration",
+            "spell_backward", "spiral_matrix", "string_insertion", "string_manipulation", "string_splitting",
+            "string_synthesis", "time_intervals", "word_sequence_reversal", "word_sorting",
+        ],
+        "execution",
+    ),
+    **dict.fromkeys(
+        [
+            "binary_alternation", "boxnet", "countdown", "course_schedule", "cryptarithm", "futoshiki",
+            "graph_color", "jugs", "kakurasu", "knight_swap", "maze", "mini_sudoku", "n_queens",
+            "palindrome_generation", "path_star", "puzzle24", "quantum_lock", "rubiks_cube", "rush_hour",
+            "shortest_path", "sokoban", "sudoku", "survo", "tower_of_hanoi", "tsumego", "word_ladder",
+        ],
+        "planning",
+    ),
+    **dict.fromkeys(
+        [
+            "acre", "aiw", "arc_1d", "arc_agi", "codeio", "family_relationships", "figlet_font",
+            "gsm_symbolic", "knights_knaves", "leg_counting", "letter_jumble", "list_functions",
+            "modulo_grid", "needle_haystack", "number_sequence", "propositional_logic", "rearc",
+            "self_reference", "sentence_reordering", "syllogism", "zebra_puzzles",
+        ],
+        "reasoning",
+    ),
+}  # fmt: skip
+
+# Every dataset above that is not EXCLUDED: generates offline, gold scores 1 after JSON, wrong scores 0.
+ENABLED: tuple[str, ...] = tuple(sorted(set(CATEGORIES) - set(EXCLUDED)))
+
+
+def enabled_datasets() -> dict[str, str]:
+    """The datasets that can be scored, with their category (what the data side builds from)."""
+    return {name: CATEGORIES[name] for name in ENABLED}
 
 
 class AnswerRejected(ValueError):
@@ -134,35 +159,14 @@ def _check_power(node: ast.BinOp) -> None:
 
 
 # ---------------------------------------------------------------- strict overrides
-def _exact_value(node: ast.AST) -> Fraction:
-    """Exact value of a gated + - * / expression over integers."""
-    if isinstance(node, ast.Expression):
-        return _exact_value(node.body)
-    if isinstance(node, ast.Constant) and type(node.value) is int:
-        return Fraction(node.value)
-    if isinstance(node, ast.UnaryOp):
-        value = _exact_value(node.operand)
-        return -value if isinstance(node.op, ast.USub) else value
-    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
-        left, right = _exact_value(node.left), _exact_value(node.right)
-        if isinstance(node.op, ast.Add):
-            return left + right
-        if isinstance(node.op, ast.Sub):
-            return left - right
-        if isinstance(node.op, ast.Mult):
-            return left * right
-        return left / right  # ZeroDivisionError: the answer is wrong
-    raise AnswerRejected("only integers with + - * / and parentheses are allowed")
-
-
 def _strict_puzzle24(answer: str, entry: dict[str, Any]) -> float:
     """Upstream truncates with int() (49/2 counts as 24) and never checks which numbers were used."""
     expression = answer.split("=")[0]
-    tree = _parse(arithmetic_gate(expression))
+    arithmetic_gate(expression)
     used = sorted(int(n) for n in re.findall(r"\d+", expression))
     if used != sorted(entry["metadata"]["numbers"]):
         return 0.0
-    return 1.0 if _exact_value(tree) == 24 else 0.0
+    return 1.0 if evaluate_arithmetic(expression, allow_float=False).value == 24 else 0.0
 
 
 def _strict_game_of_life_halting(answer: str, entry: dict[str, Any]) -> float:
@@ -176,7 +180,7 @@ COIN_FLIP_TOLERANCE = 1e-4  # upstream's tolerance for a probability
 
 def _strict_coin_flip(answer: str, entry: dict[str, Any]) -> float:
     """Upstream gives prefix credit, so "0" scores 1.0 against 0.3125."""
-    given, expected = parse_number(answer), parse_number(entry["answer"])
+    given, expected = parse_quantity(answer), parse_quantity(entry["answer"])
     if given is None or expected is None:
         return 0.0
     return 1.0 if abs(float(given) - float(expected)) <= COIN_FLIP_TOLERANCE else 0.0

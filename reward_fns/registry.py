@@ -21,6 +21,7 @@ Verifier = Callable[[str, "Reference"], VerifierResult]
 
 _VERIFIERS: dict[str, Verifier] = {}
 _TIME_BUDGETS: dict[str, float] = {}
+_version = 0  # bumped on every registration: worker processes forked earlier are stale
 logger = logging.getLogger(__name__)
 
 
@@ -47,11 +48,13 @@ def register_verifier(
         raise ValueError(f"verifier {name!r}: time_budget_s must be > 0, got {time_budget_s!r}")
 
     def decorator(func: Verifier) -> Verifier:
+        global _version
         if not callable(func):
             raise TypeError(f"verifier {name!r} must be callable, got {type(func).__name__}")
         if name in _VERIFIERS and not overwrite and _VERIFIERS[name] is not func:
             raise ValueError(f"verifier {name!r} is already registered ({_VERIFIERS[name].__module__})")
         _VERIFIERS[name] = func
+        _version += 1
         if time_budget_s is not None:
             _TIME_BUDGETS[name] = float(time_budget_s)
         else:
@@ -79,6 +82,11 @@ def has_verifier(name: str) -> bool:
 def get_time_budget(name: str) -> float | None:
     """Seconds a verifier may run before scoring gives up on it; None: no budget (fast verifiers)."""
     return _TIME_BUDGETS.get(name)
+
+
+def registry_version() -> int:
+    """Changes whenever a verifier is registered (see reward_fns.verifier_pool)."""
+    return _version
 
 
 def list_verifiers() -> list[str]:

@@ -7,7 +7,8 @@ This is the function verl's ``reward.custom_reward_function`` calls (through r1c
 * ``ground_truth`` is the JSON ``{"task", "answer", "meta"}`` our data builder writes; a plain
   string (or number, list) is taken as the answer itself, for users' own data.
 * A verifier that raises scores 0 and the error is reported in the result, so one odd answer never
-  kills a batch; verifiers registered with a time budget are abandoned when they exceed it.
+  kills a batch; verifiers registered with a time budget run in worker processes that are killed
+  when they exceed it (reward_fns.verifier_pool), reported as ``verifier_timeout``.
   Configuration errors (unknown task, malformed ground truth) do raise: they affect every sample.
 """
 
@@ -17,12 +18,10 @@ import json
 import numbers
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from reward_fns.normalize import text_equal
+from reward_fns.parsing import text_equal
 from reward_fns.protocol import extract_answer, find_python_blocks, format_ok
 from reward_fns.registry import (
     Reference,
@@ -33,10 +32,10 @@ from reward_fns.registry import (
     load_user_module,
 )
 from reward_fns.shaping import ShapingConfig, shaped_score
+from reward_fns.verifier_pool import shared_pool
 
 REWARD_MODULES_ENV = "R1CI_REWARD_MODULES"  # comma-separated module specs, loaded in every process
 UNKNOWN_TASK_POLICIES = ("error", "exact_match")
-MAX_BUDGETED_THREADS = 8  # concurrent runs of time-budgeted verifiers per process
 MAX_ERROR_CHARS = 300  # error text kept in a result
 
 
@@ -77,6 +76,7 @@ class ScoreResult:
     task: str
     answer: str | None
     error: str = ""  # why the verifier could not decide (it raised or ran out of time)
+    timed_out: bool = False  # the verifier overran its time budget and was killed
 
     def as_metrics(self) -> dict[str, Any]:
         """The dict returned to verl: always the same keys (verl stacks them across a batch).
@@ -92,6 +92,7 @@ class ScoreResult:
             "answer_extracted": 0.0 if self.answer is None else 1.0,
             "num_code_calls": self.num_code_calls,
             "verifier_error": 1.0 if self.error else 0.0,
+            "verifier_timeout": 1.0 if self.timed_out else 0.0,
             "task": self.task,
             "reward_error": self.error,
         }
@@ -138,18 +139,6 @@ def load_reward_modules(specs: Iterable[str] = ()) -> None:
                 _loaded_modules.add(spec)
 
 
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def _budget_executor() -> ThreadPoolExecutor:
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(MAX_BUDGETED_THREADS, thread_name_prefix="r1ci-verifier")
-    return _executor
-
-
 def verifier_for(task: str, config: ScoringConfig) -> Verifier:
     """The task's verifier; text equality for unknown tasks under ``unknown_task="exact_match"``.
 
@@ -161,22 +150,35 @@ def verifier_for(task: str, config: ScoringConfig) -> Verifier:
     return lambda answer, reference: text_equal(answer, str(reference.answer))
 
 
-def verify_answer(task: str, verifier: Verifier, answer: str, reference: Reference) -> tuple[bool, str]:
-    """(correct, error). Verifier exceptions and overruns become (False, reason)."""
+@dataclass(frozen=True)
+class Verdict:
+    """What one verifier call decided: correct or not, and why it could not decide."""
+
+    correct: bool
+    error: str = ""
+    timed_out: bool = False
+
+
+def verify_answer(task: str, verifier: Verifier, answer: str, reference: Reference) -> Verdict:
+    """Run the verifier; exceptions and overruns become a wrong answer with a reason.
+
+    Verifiers with a time budget run in a killable worker process (reward_fns.verifier_pool);
+    the others run inline.
+    """
     budget = get_time_budget(task)
-    try:
-        if budget is None:
+    if budget is not None:
+        outcome = shared_pool().run(task, answer, reference, budget)
+        if outcome.error:
+            return Verdict(False, f"{task}: {outcome.error}"[:MAX_ERROR_CHARS], outcome.timed_out)
+        result = outcome.result
+    else:
+        try:
             result = verifier(answer, reference)
-        else:
-            # A thread cannot be killed: an overrunning verifier finishes in the background.
-            result = _budget_executor().submit(verifier, answer, reference).result(timeout=budget)
-    except FutureTimeout:
-        return False, f"{task}: verifier exceeded its time budget of {budget:g} s"
-    except Exception as exc:  # noqa: BLE001 - one bad answer must not kill the batch
-        return False, f"{task}: {type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+        except Exception as exc:  # noqa: BLE001 - one bad answer must not kill the batch
+            return Verdict(False, f"{task}: {type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
     if isinstance(result, numbers.Real):
-        return result == 1.0, ""
-    return False, f"{task}: verifier returned {type(result).__name__}, expected float or bool"
+        return Verdict(result == 1.0)
+    return Verdict(False, f"{task}: verifier returned {type(result).__name__}, expected float or bool")
 
 
 def _code_calls(text: str, extra_info: Mapping[str, Any] | None) -> int:
@@ -201,17 +203,18 @@ def score_response(
     verifier = verifier_for(data_source, config)
     reference = parse_ground_truth(ground_truth, data_source)
     answer = extract_answer(solution_str)
-    correct, error = (False, "") if answer is None else verify_answer(data_source, verifier, answer, reference)
+    verdict = Verdict(False) if answer is None else verify_answer(data_source, verifier, answer, reference)
     well_formed = format_ok(solution_str)
     calls = _code_calls(solution_str, extra_info)
     return ScoreResult(
-        score=shaped_score(correct, well_formed, calls, config.shaping),
-        correct=correct,
+        score=shaped_score(verdict.correct, well_formed, calls, config.shaping),
+        correct=verdict.correct,
         format_ok=well_formed,
         num_code_calls=calls,
         task=data_source,
         answer=answer,
-        error=error,
+        error=verdict.error,
+        timed_out=verdict.timed_out,
     )
 
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 import importlib
 from typing import Any, Mapping
 
-from tool_env.base import AsyncSession, Sandbox, SandboxClosedError, Session
+from tool_env.base import AsyncSession, Sandbox, SandboxClosedError, SandboxUnavailableError, Session
 from tool_env.config import SandboxConfig
 from tool_env.result import ExecutionError, ExecutionResult
 
 # backend name -> "module:Class"; imported lazily so optional SDKs are only needed when used.
 BACKENDS: dict[str, str] = {
     "local": "tool_env.local:LocalSandbox",
-    "e2b": "tool_env.e2b_backend:E2BSandbox",
-    "ray": "tool_env.ray_pool:RaySandbox",
+    "e2b": "tool_env.e2b:E2BSandbox",
+    "ray": "tool_env.ray:RaySandbox",
 }
 
 
@@ -39,6 +39,7 @@ __all__ = [
     "Sandbox",
     "SandboxClosedError",
     "SandboxConfig",
+    "SandboxUnavailableError",
     "Session",
     "create_sandbox",
 ]

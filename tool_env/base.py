@@ -12,9 +12,20 @@ from typing import Any
 from tool_env.config import SandboxConfig
 from tool_env.result import ExecutionResult
 
+HEALTH_CHECK_OUTPUT = "sandbox-ok"
+HEALTH_CHECK_CODE = f"print({HEALTH_CHECK_OUTPUT!r})"
+
 
 class SandboxClosedError(RuntimeError):
     """Raised when a closed sandbox or session is used."""
+
+
+class SandboxUnavailableError(RuntimeError):
+    """The backend cannot run code at all (misconfigured, unreachable, cannot be placed).
+
+    Raised by construction and by `Sandbox.check()`, so a run fails at start with one message
+    instead of feeding every code block an error text.
+    """
 
 
 class Session(abc.ABC):
@@ -71,6 +82,25 @@ class Sandbox(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
+    def check(self) -> None:
+        """Validate and warm: one trivial stateless run must succeed, else SandboxUnavailableError.
+
+        Callers run it once when a rollout worker starts (off its event loop).
+        """
+        try:
+            result = self.run(HEALTH_CHECK_CODE)
+        except SandboxUnavailableError:
+            raise
+        except Exception as exc:
+            raise SandboxUnavailableError(
+                f"the {self.config.backend} sandbox failed its start-up check: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not result.ok or result.stdout.strip() != HEALTH_CHECK_OUTPUT:
+            what = f"{result.error.name}: {result.error.message}" if result.error else f"stdout {result.stdout!r}"
+            raise SandboxUnavailableError(
+                f"the {self.config.backend} sandbox failed its start-up check (print({HEALTH_CHECK_OUTPUT!r}) gave {what})"
+            )
+
     def run(self, code: str, timeout_s: float | None = None) -> ExecutionResult:
         """One stateless run: open a session, run, close."""
         with self.session(stateful=False) as s:
@@ -109,4 +139,4 @@ def validate_code(code: Any) -> str:
     return code
 
 
-__all__ = ["AsyncSession", "Sandbox", "SandboxClosedError", "Session", "check_timeout", "validate_code"]
+__all__ = ["AsyncSession", "Sandbox", "SandboxClosedError", "SandboxUnavailableError", "Session", "check_timeout", "validate_code"]

@@ -8,6 +8,12 @@ from typing import Any, Mapping
 
 BACKENDS = ("local", "e2b", "ray")
 ISOLATION_LEVELS = ("auto", "namespace", "rlimit")
+# Node-aware sizing (pool_size: 0). Every process that runs a pool (each verl agent-loop worker)
+# takes an equal share of this node's cores, within these bounds.
+AUTO_POOL_MIN = 2  # a worker process always gets some parallelism
+AUTO_POOL_MAX = 32  # beyond this a single process's event loop, not the CPUs, is the bottleneck
+SESSIONS_PER_WORKER = 4  # auto cap of live stateful sessions per process, per pool slot
+PROCESSES_PER_NODE_ENV = "R1CI_SANDBOX_PROCESSES_PER_NODE"
 DEFAULT_PRELOAD = (
     "math", "itertools", "collections", "functools", "re", "json", "random", "numpy", "numpy.random", "sympy",
 )
@@ -30,7 +36,9 @@ class SandboxConfig:
     disk_inodes: int = 100_000  # files and directories each private tmpfs may hold (namespace mode)
     extra_ro_paths: tuple[str, ...] = ()  # host paths bound read-only into the namespace sandbox
     preload_modules: tuple[str, ...] = DEFAULT_PRELOAD
-    pool_size: int = 0  # concurrent runs; 0 = number of cores
+    pool_size: int = 0  # concurrent runs (warm workers) per process; 0 = this process's share of the node
+    processes_per_node: int = 0  # processes on this node that each run a pool; 0 = $R1CI_SANDBOX_PROCESSES_PER_NODE or 1
+    max_sessions: int = 0  # live stateful sessions per process (each holds a worker); 0 = SESSIONS_PER_WORKER x pool
     stateful: bool = False  # sessions keep variables between runs (Jupyter-like)
     session_ttl_s: float = 900.0  # idle stateful sessions are closed after this
     extra: dict[str, Any] = field(default_factory=dict)  # backend-specific options (e.g. e2b api key env)
@@ -58,11 +66,29 @@ class SandboxConfig:
             if not isinstance(path, str) or not path.startswith("/"):
                 raise ValueError(f"SandboxConfig.extra_ro_paths: {path!r} is not an absolute path")
         _check_range("pool_size", self.pool_size, 0, 4096)
+        _check_range("processes_per_node", self.processes_per_node, 0, 4096)
+        _check_range("max_sessions", self.max_sessions, 0, 1_000_000)
         _check_range("session_ttl_s", self.session_ttl_s, 1, 7 * 86_400)
 
     @property
     def effective_pool_size(self) -> int:
-        return self.pool_size or (os.cpu_count() or 1)
+        """pool_size, or this process's share of the node's cores (see auto_pool_size)."""
+        return self.pool_size or auto_pool_size(usable_cpus(), self.effective_processes_per_node)
+
+    @property
+    def effective_processes_per_node(self) -> int:
+        if self.processes_per_node:
+            return self.processes_per_node
+        value = os.environ.get(PROCESSES_PER_NODE_ENV, "").strip()
+        if not value:
+            return 1
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"${PROCESSES_PER_NODE_ENV}={value!r}: expected an integer >= 1")
+        return int(value)
+
+    @property
+    def effective_max_sessions(self) -> int:
+        return self.max_sessions or SESSIONS_PER_WORKER * self.effective_pool_size
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> "SandboxConfig":
@@ -76,6 +102,23 @@ class SandboxConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def usable_cpus() -> int:
+    """Cores this process may run on (its affinity mask, which containers and Ray narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def auto_pool_size(cpus: int, processes_per_node: int) -> int:
+    """Equal share of the node's cores per pool-running process, within [AUTO_POOL_MIN, AUTO_POOL_MAX].
+
+    The floor may oversubscribe a small machine a little (2 per process); the cap keeps a
+    192-core node with 8 agent-loop workers at 8 x 24 = 192 warm workers, not 8 x 192.
+    """
+    return max(AUTO_POOL_MIN, min(AUTO_POOL_MAX, cpus // max(1, processes_per_node)))
 
 
 def _check_range(name: str, value: Any, lo: float, hi: float) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from tool_env.result import ExecutionResult
+from tool_env.result import CRASHED, UNAVAILABLE, ExecutionResult
 
 LATENCY_WINDOW = 4096  # recent runs kept for percentiles; bounded so a long job never grows memory
-CRASH_ERRORS = frozenset({"WorkerCrashed"})
+CRASH_ERRORS = frozenset({CRASHED})
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -30,7 +30,7 @@ class SandboxMetrics:
         self._lock = threading.Lock()
         self._latency: deque[float] = deque(maxlen=window)
         self._queue_wait: deque[float] = deque(maxlen=window)
-        self._counts = {"runs": 0, "timeouts": 0, "errors": 0, "truncations": 0, "crashes": 0}
+        self._counts = {"runs": 0, "timeouts": 0, "errors": 0, "truncations": 0, "crashes": 0, "unavailable": 0}
         self._workers_started = 0
 
     def record(self, result: ExecutionResult, latency_s: float) -> None:
@@ -43,6 +43,7 @@ class SandboxMetrics:
             if result.error is not None:
                 self._counts["errors"] += 1
                 self._counts["crashes"] += result.error.name in CRASH_ERRORS
+                self._counts["unavailable"] += result.error.name == UNAVAILABLE
 
     def worker_started(self) -> None:
         with self._lock:

@@ -45,3 +45,13 @@ class ExecutionResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+CRASHED = "WorkerCrashed"  # the worker / actor / cloud sandbox running the code died
+UNAVAILABLE = "SandboxUnavailable"  # no worker could be had (E2B create refused, auth, rate limit)
+INFRA_ERROR_NAMES = frozenset({CRASHED, UNAVAILABLE})
+
+
+def is_infra_failure(result: ExecutionResult) -> bool:
+    """The sandbox failed, not the code: counted against the run's sandbox-failure threshold."""
+    return result.error is not None and result.error.name in INFRA_ERROR_NAMES

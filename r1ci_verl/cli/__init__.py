@@ -1,7 +1,9 @@
 """`r1ci` command line: one subcommand module per capability under r1ci_verl.cli.
 
 Each module defines ``register(subparsers)`` which adds its parser and sets ``func``; heavy
-imports stay inside the command functions so ``r1ci --help`` is instant.
+imports stay inside the command functions so ``r1ci --help`` is instant. Every parser is a
+`CommandParser` (cli/errors.py): one-line argparse errors, defaults in ``--help``, and
+``args.prog`` naming the innermost command for error messages.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import importlib
 import sys
 import traceback
 
-from r1ci_verl.cli.errors import RUNTIME_EXIT, RunError, UsageError
+from r1ci_verl.cli.errors import RUNTIME_EXIT, CommandParser, RunError, UsageError
 
 COMMAND_MODULES = (
     "r1ci_verl.cli.sandbox",
@@ -23,9 +25,9 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="r1ci", description="R1-Code-Interpreter for verl")
+    parser = CommandParser(prog="r1ci", description="R1-Code-Interpreter for verl")
     parser.add_argument("--debug", action="store_true", help="print the traceback of an error")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")  # parser_class: CommandParser
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
@@ -40,14 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print(f"r1ci {args.command}: interrupted", file=sys.stderr)
+        print(f"r1ci {_command_name(args)}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # one line per error; the traceback only under --debug
         if args.debug:
             traceback.print_exc()
         code = getattr(exc, "exit_code", RUNTIME_EXIT)
         message = str(exc) if isinstance(exc, (UsageError, RunError)) else f"{type(exc).__name__}: {exc}"
-        print(f"r1ci {_command_name(args)}: error: {message}", file=sys.stderr)
+        message = " ".join(message.split()) or type(exc).__name__  # one line, whatever the exception held
+        hint = "" if args.debug else " (r1ci --debug shows the traceback)" if code == RUNTIME_EXIT else ""
+        print(f"r1ci {_command_name(args)}: error: {message}{hint}", file=sys.stderr)
         return code
 
 

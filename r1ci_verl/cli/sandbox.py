@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+from typing import Any
+
+from r1ci_verl.cli.errors import UsageError, check_input_file, positive_float, positive_int
 
 EXIT_TIMEOUT = 124  # what coreutils `timeout` returns
 EXIT_SANDBOX_ERROR = 125
@@ -23,9 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     run = commands.add_parser("run", help="run a Python file (or - for stdin) in a fresh sandboxed process")
     run.add_argument("file", help="path to a .py file, or - to read the code from stdin")
-    run.add_argument("--timeout", type=float, default=None, help="wall-clock seconds (default: config, 60)")
-    run.add_argument("--isolation", choices=("auto", "namespace", "rlimit"), default="auto")
-    run.add_argument("--max-output-chars", type=int, default=None, help="per-stream cap (head and tail kept)")
+    run.add_argument("--timeout", type=positive_float, default=None,
+                     help="wall-clock seconds (default: the config's, 60)")
+    run.add_argument("--isolation", choices=("auto", "namespace", "rlimit"), default="auto",
+                     help="namespace (bubblewrap), rlimit only, or the best this machine allows")
+    run.add_argument("--max-output-chars", type=positive_int, default=None,
+                     help="per-stream cap, head and tail kept (default: the config's, 8192)")
     run.add_argument("--preload", default=None, metavar="MODULES",
                      help="comma-separated modules the worker imports up front (default: config's list)")
     run.add_argument("--json", action="store_true", help="print the ExecutionResult as JSON")
@@ -38,26 +43,67 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.set_defaults(func=_bench)
 
 
+FLAG_OF_FIELD = {"timeout_s": "--timeout", "max_output_chars": "--max-output-chars", "preload_modules": "--preload"}
+
+
 def _read_code(source: str) -> str:
     if source == "-":
-        return sys.stdin.read()
-    path = Path(source)
-    if not path.is_file():
-        raise SystemExit(f"r1ci sandbox run: no such file: {source}")
-    return path.read_text(encoding="utf-8")
+        stream = getattr(sys.stdin, "buffer", None)  # a text-only stdin (tests, embedding) has no buffer
+        if stream is None:
+            return sys.stdin.read()
+        data = stream.read()
+        label = "stdin"
+    else:
+        path = check_input_file(source)
+        data = path.read_bytes()
+        label = str(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UsageError(f"not UTF-8 text (byte 0x{data[exc.start]:02x}), {label}:{line}") from None
+
+
+def _preload_modules(spec: str) -> tuple[str, ...]:
+    """The --preload list, each name checked to be importable here (the sandbox runs this interpreter)."""
+    import importlib.util
+
+    names = tuple(name.strip() for name in spec.split(",") if name.strip())
+    for name in names:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise UsageError(f"--preload: no module named {name!r}")
+    return names
+
+
+def _config(args: argparse.Namespace) -> Any:
+    """The SandboxConfig of this run; an out-of-range flag is a usage error naming the flag."""
+    from tool_env import SandboxConfig
+
+    overrides: dict[str, Any] = {"isolation": args.isolation, "pool_size": 1}
+    if args.preload is not None:
+        overrides["preload_modules"] = _preload_modules(args.preload)
+    if args.max_output_chars is not None:
+        overrides["max_output_chars"] = args.max_output_chars
+    if args.timeout is not None:
+        overrides["timeout_s"] = args.timeout
+    try:
+        return SandboxConfig(**overrides)
+    except (TypeError, ValueError) as exc:
+        flag = next((flag for name, flag in FLAG_OF_FIELD.items() if name in str(exc)), "option")
+        raise UsageError(f"{flag}: {exc}") from None
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tool_env import SandboxConfig, create_sandbox
+    from tool_env import create_sandbox
 
+    config = _config(args)
     code = _read_code(args.file)
-    overrides = {"isolation": args.isolation, "pool_size": 1}
-    if args.preload is not None:
-        overrides["preload_modules"] = tuple(name for name in args.preload.split(",") if name)
-    if args.max_output_chars is not None:
-        overrides["max_output_chars"] = args.max_output_chars
-    with create_sandbox(SandboxConfig(**overrides)) as sandbox:
-        result = sandbox.run(code, timeout_s=args.timeout)
+    with create_sandbox(config) as sandbox:
+        result = sandbox.run(code, timeout_s=config.timeout_s)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

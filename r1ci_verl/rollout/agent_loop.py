@@ -12,6 +12,7 @@ Select it per row with ``agent_name: r1ci_code_interpreter`` (registered by the
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,10 +23,12 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutp
 from verl.utils.rollout_trace import rollout_trace_op
 from verl.workers.rollout.replica import TokenOutput
 
-from r1ci_verl.rollout.settings import HYDRA_NODE, AgentLoopSettings
+from r1ci_verl.rollout import sandbox_service
+from r1ci_verl.rollout.settings import HYDRA_NODE, AgentLoopSettings, unknown_keys_message
 from tool_env.shared import shared_sandbox
 from reward_fns import protocol
 from tool_env import AsyncSession, ExecutionError, ExecutionResult
+from tool_env.result import is_infra_failure
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,17 @@ STOP_PARAMS_BY_ENGINE: dict[str, dict[str, Any]] = {
     "sglang": {"no_stop_trim": True},
 }
 _warned_engines: set[str] = set()
+# What verl itself passes to an agent loop's __init__; any other keyword came from the YAML entry.
+_VERL_INIT_KWARGS = frozenset(inspect.signature(AgentLoopBase.__init__).parameters) - {"self", "kwargs"}
+
+
+def _agent_loop_config_path(args: tuple, kwargs: dict) -> str:
+    """actor_rollout_ref.rollout.agent.agent_loop_config_path of the trainer config, for messages."""
+    wrapped = kwargs.get("trainer_config", args[0] if args else None)
+    try:
+        return str(wrapped.config.actor_rollout_ref.rollout.agent.agent_loop_config_path)
+    except Exception:  # noqa: BLE001 - only used to word an error
+        return "the agent-loop config"
 
 
 @dataclass
@@ -104,9 +118,14 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
 
     def __init__(self, *args: Any, tools: Any = None, name: str | None = None, **kwargs: Any):
         settings = {k: kwargs.pop(k) for k in list(kwargs) if k in AgentLoopSettings.__dataclass_fields__}
+        unknown = sorted(set(kwargs) - _VERL_INIT_KWARGS)  # verl passes the YAML entry's other keys here
+        if unknown:
+            source = f"the {name or AGENT_NAME!r} entry of {_agent_loop_config_path(args, kwargs)}"
+            raise ValueError(unknown_keys_message(unknown, source))
         super().__init__(*args, **kwargs)
         overrides = self.config.get(HYDRA_NODE[0], {}) or {}
         self.settings = AgentLoopSettings.from_layers(settings, overrides.get(HYDRA_NODE[1]))
+        self.settings.sandbox = sandbox_service.node_sized(self.settings.sandbox, self.rollout_config)
         self.response_length: int = self.rollout_config.response_length
         self._stop_params = self._engine_stop_params(self.rollout_config.get("name", ""))
         self._eos_ids = {self.tokenizer.eos_token_id} - {None}
@@ -124,6 +143,8 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
 
     @rollout_trace_op
     async def run(self, sampling_params: dict[str, Any], priority: int = 0, **kwargs: Any) -> AgentLoopOutput:
+        # Built and checked once per worker, off the event loop; a broken backend fails the run here.
+        self._sandbox = await sandbox_service.ready(self.settings.sandbox)
         messages = self._messages(kwargs["raw_prompt"])
         prompt_ids = await self.ct_build_initial_tokens(messages)
         traj = _Trajectory(
@@ -297,6 +318,7 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
             stats.code_timeouts += bool(result.timed_out)
             stats.code_errors += result.error is not None and not result.timed_out
             stats.code_output_truncated += bool(result.truncated)
+            stats.sandbox_failures += is_infra_failure(result)  # the sandbox died, not the code
         elapsed = time.perf_counter() - start
         traj.timing["tool_calls"] += elapsed
         stats.num_code_calls += 1
@@ -315,7 +337,7 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
         stats = traj.stats
         generated = [t for t, m in zip(traj.response_ids, traj.response_mask) if m]
         stats.answered = protocol.extract_answer(self._decode(generated)) is not None  # the model's own words
-        extra_fields = {**traj.engine_fields, **asdict(stats)}
+        extra_fields = {**traj.engine_fields, **asdict(stats), **sandbox_service.fields(getattr(self, "_sandbox", None))}
         return AgentLoopOutput(
             prompt_ids=traj.prompt_ids,
             response_ids=traj.response_ids,

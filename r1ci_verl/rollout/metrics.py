@@ -12,6 +12,21 @@ from typing import Any, Sequence
 
 REWARD_PREFIX = "reward"
 AGENT_PREFIX = "agent"
+SANDBOX_FIELD = "sandbox_metrics"  # r1ci_verl.rollout.sandbox_service.SANDBOX_FIELD
+PROCESS_KEY = "process"
+FAILURE_RATE_KEY = "sandbox/failure_rate"  # infrastructure failures / code calls in this step
+DEFAULT_MAX_FAILURE_RATE = 0.25  # r1ci.max_sandbox_failure_rate: above this share a step stops the run
+MIN_CALLS_FOR_FAILURE_RATE = 16  # fewer code calls in a step are too few to judge the sandbox by
+
+
+STEP_COUNTERS = (
+    "sandbox/runs", "sandbox/timeouts", "sandbox/crashes", "sandbox/unavailable", "sandbox/errors",
+    "sandbox/session_evictions",
+)  # fmt: skip  # totals whose per-step change is logged as "<name>/step"
+
+
+class SandboxFailureError(RuntimeError):
+    """Too many code calls of a step failed in the sandbox itself: training on would be blind."""
 
 
 def as_list(values: Any) -> list:
@@ -60,3 +75,71 @@ def rollout_metrics(extra_fields: Sequence[Any], padding: Sequence[bool]) -> dic
 def padding_flags(batch: Any) -> list[bool]:
     """Which trajectories of a KVBatchMeta are verl's padding copies (tags["is_padding"])."""
     return [bool(tag.get("is_padding", False)) for tag in batch.tags]
+
+
+def sandbox_step_metrics(extra_fields: Sequence[Any], padding: Sequence[bool]) -> dict[str, float]:
+    """The workers' own sandbox metrics and this step's sandbox failure rate.
+
+    Every trajectory carries its worker's latest snapshot; the newest per process (most
+    runs) is kept, then counters are summed over processes and durations (`*_s`) take the
+    worst process. Counters are totals since each worker started.
+    """
+    latest: dict[str, dict[str, Any]] = {}
+    calls = failures = 0
+    for extra, is_padding in zip(extra_fields, padding):
+        if is_padding or not extra:
+            continue
+        calls += int(plain_value(extra.get("num_code_calls", 0)) or 0)
+        failures += int(plain_value(extra.get("sandbox_failures", 0)) or 0)
+        snapshot = extra.get(SANDBOX_FIELD)
+        if snapshot:
+            process = str(snapshot.get(PROCESS_KEY, ""))
+            if process not in latest or snapshot.get("sandbox/runs", 0) >= latest[process].get("sandbox/runs", 0):
+                latest[process] = snapshot
+    merged: dict[str, float] = {}
+    for snapshot in latest.values():
+        for key, value in snapshot.items():
+            value = plain_value(value)
+            if key == PROCESS_KEY or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            merged[key] = max(merged.get(key, 0.0), float(value)) if key.endswith("_s") else merged.get(key, 0.0) + value
+    if latest:
+        merged["sandbox/processes"] = float(len(latest))
+    merged["sandbox/code_calls"] = float(calls)
+    merged["sandbox/step_failures"] = float(failures)
+    merged[FAILURE_RATE_KEY] = failures / calls if calls else 0.0
+    return merged
+
+
+def check_failure_rate(metrics: dict[str, float], max_rate: float) -> None:
+    """Stop the run loudly when the sandbox, not the model, failed too many of this step's calls."""
+    calls = metrics.get("sandbox/code_calls", 0.0)
+    rate = metrics.get(FAILURE_RATE_KEY, 0.0)
+    if calls >= MIN_CALLS_FOR_FAILURE_RATE and rate > max_rate:
+        raise SandboxFailureError(
+            f"{rate:.0%} of this step's {int(calls)} code calls failed in the sandbox itself (crashed or "
+            f"unavailable; limit r1ci.max_sandbox_failure_rate={max_rate:g}): stopping instead of training "
+            f"without a working tool. Sandbox metrics: {_summary(metrics)}"
+        )
+
+
+def _summary(metrics: dict[str, float]) -> str:
+    keys = ("sandbox/crashes", "sandbox/unavailable", "sandbox/timeouts", "e2b/auth_failures", "e2b/rate_limited",
+            "ray/actor_restarts")
+    return ", ".join(f"{k}={metrics[k]:g}" for k in keys if k in metrics) or "none reported"
+
+
+class SandboxStepCounters:
+    """Turns the workers' running totals into per-step counts (`sandbox/crashes/step`, ...)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def update(self, metrics: dict[str, float]) -> dict[str, float]:
+        steps = {}
+        for key in STEP_COUNTERS:
+            if key in metrics:
+                # A restarted worker starts from zero again: never report a negative count.
+                steps[f"{key}/step"] = max(0.0, metrics[key] - self._last.get(key, 0.0))
+                self._last[key] = metrics[key]
+        return steps

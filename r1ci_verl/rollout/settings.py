@@ -7,14 +7,17 @@ node ``r1ci.agent_loop`` of the trainer config (``+r1ci.agent_loop.max_code_call
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from reward_fns import protocol
 from tool_env import SandboxConfig
 
 
 HYDRA_NODE = ("r1ci", "agent_loop")  # trainer-config path of command-line overrides
+LOOP_TARGET = "r1ci_verl.rollout.agent_loop.CodeInterpreterAgentLoop"
+ENTRY_KEYS = ("name", "_target_")  # keys of an agent-loop YAML entry that verl itself reads
 MAX_GENERATE_CALLS = 64  # engine calls per trajectory; guards against an engine that stops without progress
 
 
@@ -47,7 +50,7 @@ class AgentLoopSettings:
             values = _plain(layer)
             unknown = sorted(set(values) - known)
             if unknown:
-                raise ValueError(f"unknown agent_loop settings {unknown}; known: {sorted(known)}")
+                raise ValueError(unknown_keys_message(unknown, "agent_loop settings"))
             sandbox.update(_plain(values.pop("sandbox", None)))
             merged.update(values)
         return cls(**merged, sandbox=SandboxConfig.from_mapping(sandbox))
@@ -64,3 +67,50 @@ def _plain(values: Any) -> dict[str, Any]:
     if not isinstance(values, Mapping):
         raise TypeError(f"expected a mapping of settings, got {type(values).__name__}")
     return dict(values)
+
+
+def _known_keys() -> list[str]:
+    """Top-level settings and ``sandbox.<key>``: the names a typo is matched against."""
+    top = [f.name for f in fields(AgentLoopSettings)]
+    return top + [f"sandbox.{f.name}" for f in fields(SandboxConfig)]
+
+
+def unknown_keys_message(keys: Iterable[str], source: str) -> str:
+    """``unknown key 'max_code_cals' in <source> (did you mean 'max_code_calls'?)``, one per key."""
+    known = _known_keys()
+    by_leaf = {name.rsplit(".", 1)[-1]: name for name in reversed(known)}  # `stateful` -> `sandbox.stateful`
+    parts = []
+    for key in keys:
+        guess = by_leaf.get(key) if key not in known else None
+        guess = guess or next(iter(difflib.get_close_matches(key, known, n=1)), None)
+        parts.append(f"unknown key {key!r}" + (f" (did you mean {guess!r}?)" if guess else ""))
+    return f"{'; '.join(parts)} in {source}; known keys: {', '.join(known)}"
+
+
+def check_agent_loop_file(path: str | None) -> None:
+    """Validate our entries of an agent-loop YAML file before training starts (the driver).
+
+    verl reads the file only when a worker builds the first loop; checking it up front turns
+    a typo into an error at launch instead of after the models have loaded.
+    """
+    import os
+
+    import yaml
+
+    if not path or not os.path.isfile(path):  # verl itself reports a missing file, where it reads it
+        return
+
+    with open(path, encoding="utf-8") as f:
+        entries = yaml.safe_load(f) or []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, Mapping) or entry.get("_target_") != LOOP_TARGET:
+            continue
+        values = {k: v for k, v in entry.items() if k not in ENTRY_KEYS}
+        known = {f.name for f in fields(AgentLoopSettings)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(unknown_keys_message(unknown, f"the {entry.get('name')!r} entry of {path}"))
+        try:
+            AgentLoopSettings.from_layers(values)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{exc}, in the {entry.get('name')!r} entry of {path}") from None

@@ -11,7 +11,9 @@ counters during training, so this module runs verl's own TaskRunner with one cha
 trainer class (whatever `trainer.v1.trainer_mode` selects) gains mixins. Every run logs the
 per-step means of the reward extras (`reward/<key>/mean`: acc, format_ok, num_code_calls, ...)
 and of the agent loop's counters (`agent/<name>/mean`: num_code_calls, code_timeouts,
-code_exec_time_s, answered, ...). With a `curriculum` block the train dataloader's sampler is
+code_exec_time_s, answered, ...), the sandbox's own metrics (`sandbox/*`: queue wait, crashes,
+timeouts, session evictions, summed over the agent-loop workers), and stops the run when more
+than `r1ci.max_sandbox_failure_rate` of a step's code calls failed in the sandbox itself. With a `curriculum` block the train dataloader's sampler is
 swapped for ours and, in online mode, fed each step's rollout accuracy; without one the
 training itself is plain verl.
 """
@@ -28,8 +30,17 @@ import hydra
 import ray
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from r1ci_verl.rollout.settings import check_agent_loop_file
 from r1ci_verl.training.curriculum import CurriculumConfig, CurriculumSampler, load_pass_rates
-from r1ci_verl.rollout.metrics import as_list, padding_flags, rollout_metrics
+from r1ci_verl.rollout.metrics import (
+    DEFAULT_MAX_FAILURE_RATE,
+    SandboxStepCounters,
+    as_list,
+    check_failure_rate,
+    padding_flags,
+    rollout_metrics,
+    sandbox_step_metrics,
+)
 from verl.trainer.main_ppo import TaskRunnerV1, run_ppo
 
 logger = logging.getLogger(__name__)
@@ -117,7 +128,23 @@ class RolloutMetricsTrainerMixin:
         import transfer_queue as tq
 
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
-        metrics.update(rollout_metrics(as_list(data["extra_fields"]), padding_flags(batch)))
+        extra_fields, padding = as_list(data["extra_fields"]), padding_flags(batch)
+        metrics.update(rollout_metrics(extra_fields, padding))
+        sandbox = sandbox_step_metrics(extra_fields, padding)
+        if not hasattr(self, "_sandbox_counters"):
+            self._sandbox_counters = SandboxStepCounters()
+        metrics.update(sandbox)
+        metrics.update(self._sandbox_counters.update(sandbox))
+        check_failure_rate(sandbox, max_sandbox_failure_rate(self.config))
+
+
+def max_sandbox_failure_rate(config: DictConfig) -> float:
+    """`r1ci.max_sandbox_failure_rate` (share of a step's code calls; 1 disables the check)."""
+    value = OmegaConf.select(config, "r1ci.max_sandbox_failure_rate", default=None)
+    rate = DEFAULT_MAX_FAILURE_RATE if value is None else float(value)
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"r1ci.max_sandbox_failure_rate={value!r}: expected a share between 0 and 1")
+    return rate
 
 
 class CurriculumTrainerMixin:
@@ -232,6 +259,7 @@ def main(config: DictConfig) -> None:
 
     auto_set_device(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+    check_agent_loop_file(config.actor_rollout_ref.rollout.agent.get("agent_loop_config_path"))
     settings = check_config(config)
     if settings is not None:
         with open_dict(config):  # Ray workers need not share the driver's working directory

@@ -12,7 +12,7 @@ import re
 from typing import Any, Callable
 
 from reward_fns.registry import Reference
-from reward_fns.symbench import exact, planning, puzzles  # noqa: F401  (registers the verifiers)
+from reward_fns.symbench import exact, math_answers, path_plan, planning, puzzles  # noqa: F401  (registers)
 from reward_fns.symbench._common import FAMILY, TASK_VERIFIERS, ReferenceDataError
 
 # Tasks whose verifier needs facts from the question text: task -> parser(question) -> meta keys.
@@ -53,6 +53,12 @@ def _logical_equation_facts(question: str) -> dict[str, Any]:
     }
 
 
+# Tasks whose verifier needs constraints stated in prose inside meta: task -> parser(meta) -> keys.
+_META_FACTS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "path_plan": lambda meta: path_plan.instruction_constraints(meta["instruction"], list(meta["boxes"])),
+}
+
+
 def reference_from_record(record: dict[str, Any]) -> Reference:
     """The `Reference` for one SymBench record ``{"id", "task", "question", "solution", "meta"}``."""
     record_id = record.get("id", "<no id>")
@@ -72,6 +78,13 @@ def reference_from_record(record: dict[str, Any]) -> Reference:
             meta.update(_QUESTION_FACTS[task](question))
         except ValueError as exc:
             raise ValueError(f"SymBench record {record_id}: question: {exc}") from None
+    if task in _META_FACTS:
+        try:
+            meta.update(_META_FACTS[task](meta))
+        except KeyError as exc:
+            raise ValueError(f"SymBench record {record_id}: field 'meta' lacks {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"SymBench record {record_id}: meta: {exc}") from None
     return Reference(task=f"{FAMILY}/{task}", answer=record.get("solution"), meta=meta)
 
 

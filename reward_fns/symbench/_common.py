@@ -35,12 +35,13 @@ def require_meta(reference: Reference, *keys: str) -> None:
 
 
 def symbench_verifier(
-    task: str,
+    task: str, *, time_budget_s: float | None = None
 ) -> Callable[[Callable[[str, Reference], bool]], Callable[[str, Reference], float]]:
     """Register a ``check(answer, reference) -> bool`` as ``symbench/<task>`` returning 1.0 / 0.0.
 
     The wrapper turns a missing answer and any parse error into 0.0, so model text never raises;
-    a `ReferenceDataError` (bad ground truth, not bad text) still propagates.
+    a `ReferenceDataError` (bad ground truth, not bad text) still propagates. `time_budget_s`:
+    see `register_verifier` (for checks whose cost the answer text controls).
     """
 
     def decorator(check: Callable[[str, Reference], bool]) -> Callable[[str, Reference], float]:
@@ -54,7 +55,7 @@ def symbench_verifier(
                 logger.debug("%s/%s: answer rejected: %r", FAMILY, task, exc)
                 return WRONG
 
-        register_verifier(f"{FAMILY}/{task}", verifier)
+        register_verifier(f"{FAMILY}/{task}", verifier, time_budget_s=time_budget_s)
         TASK_VERIFIERS[task] = verifier
         return verifier
 

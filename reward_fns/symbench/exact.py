@@ -15,7 +15,7 @@ from reward_fns.parsing import (
     parse_grid,
     parse_int,
     parse_literal,
-    split_tokens,
+    split_list,
 )
 from reward_fns.registry import Reference
 from reward_fns.symbench._common import symbench_verifier
@@ -29,7 +29,7 @@ def _ints(tokens: list[str] | None) -> list[int] | None:
 
 
 def _int_list_equals(answer: str, expected: list) -> bool:
-    return _ints(split_tokens(answer)) == [int(v) for v in expected]
+    return _ints(split_list(answer)) == [int(v) for v in expected]
 
 
 def _single_string(answer: str) -> str | None:
@@ -51,7 +51,7 @@ def check_2048(answer: str, reference: Reference) -> bool:
 
 @symbench_verifier("cryptanalysis")
 def check_cryptanalysis(answer: str, reference: Reference) -> bool:
-    tokens = split_tokens(answer)
+    tokens = split_list(answer)
     return tokens is not None and [t.upper() for t in tokens] == [str(v).upper() for v in reference.answer]
 
 
@@ -167,5 +167,5 @@ def check_letters(answer: str, reference: Reference) -> bool:
     if count is None or positions is None:
         return False
     return int(count.group(1)) == int(reference.meta["derived_count"]) and _ints(
-        split_tokens(positions.group(1))
+        split_list(positions.group(1))
     ) == list(reference.meta["derived_positions"])

@@ -17,7 +17,7 @@ from reward_fns.parsing import (
     parse_grid,
     parse_int,
     parse_pairs,
-    split_tokens,
+    split_list,
 )
 from reward_fns.registry import Reference
 from reward_fns.symbench._common import require_meta, symbench_verifier
@@ -187,7 +187,7 @@ def book_constraints(constraints_text: str) -> list[tuple]:
 @symbench_verifier("permutations_and_combinations")
 def check_permutations_and_combinations(answer: str, reference: Reference) -> bool:
     """An arrangement of all meta.items (positions 1..n, left to right) meeting every constraint."""
-    order = [token.upper() for token in split_tokens(answer) or []]
+    order = [token.upper() for token in split_list(answer) or []]
     items = list(reference.meta["items"])
     if sorted(order) != sorted(items):
         return False
@@ -235,7 +235,7 @@ _CARD_GAMES = {
 def check_constrained_linear_arrangement(answer: str, reference: Reference) -> bool:
     """Opponent cards, each used at most once, that give every announced round result."""
     outcome, pieces = _CARD_GAMES[reference.meta["game_type"]]
-    cards = [t.upper() for t in split_tokens(answer) or []]
+    cards = [t.upper() for t in split_list(answer) or []]
     mine, results = reference.meta["player_moves"], reference.meta["results"]
     if len(cards) != len(mine) or len(set(cards)) != len(cards) or not set(cards) <= set(pieces):
         return False
@@ -271,7 +271,7 @@ def parse_equation(text: str):
 def check_logical_equation(answer: str, reference: Reference) -> bool:
     """Values for A, B, … in order: a permutation of the listed numbers satisfying every equation."""
     require_meta(reference, "derived_numbers", "derived_equations")
-    values = [parse_int(t) for t in split_tokens(answer) or []]
+    values = [parse_int(t) for t in split_list(answer) or []]
     numbers = sorted(int(n) for n in reference.meta["derived_numbers"])
     if any(v is None for v in values) or sorted(values) != numbers:  # type: ignore[type-var]
         return False

@@ -208,7 +208,7 @@ async def test_hydra_node_overrides_yaml_settings(make_code_loop, tiny_tokenizer
 
 def test_unknown_setting_is_a_clear_error(make_code_loop, tiny_tokenizer):
     server = FakeScriptedLLMServer(tiny_tokenizer, [])
-    with pytest.raises(ValueError, match="unknown agent_loop settings \\['max_calls'\\]"):
+    with pytest.raises(ValueError, match="unknown key 'max_calls' \\(did you mean 'max_code_calls'\\?\\) in agent_loop settings"):
         make_code_loop(server, trainer_extra={"r1ci": {"agent_loop": {"max_calls": 3}}})
 
 

@@ -43,6 +43,14 @@ def test_allow_list_covers_exactly_the_audited_version():
         assert not has_verifier(f"reasoning_gym/{name}")
 
 
+def test_one_dataset_list_with_categories_for_the_data_side():
+    assert set(rg.CATEGORIES) == set(DATASETS) - {"composite"}
+    assert set(rg.CATEGORIES.values()) == {"execution", "planning", "reasoning"}
+    enabled = rg.enabled_datasets()
+    assert list(enabled) == list(rg.ENABLED) and len(enabled) == 100
+    assert all(enabled[name] == rg.CATEGORIES[name] for name in enabled)
+
+
 @pytest.mark.parametrize("name", rg.ENABLED)
 def test_enabled_dataset_gold_scores_one_and_wrong_scores_zero(name):
     verify = get_verifier(f"reasoning_gym/{name}")

@@ -13,7 +13,10 @@ from reward_fns.protocol import RESULTS_HEADER
 from reward_fns.registry import Reference, register_verifier
 from reward_fns.scoring import REWARD_MODULES_ENV, ScoringConfig, compute_score, parse_ground_truth
 
-METRIC_KEYS = {"score", "acc", "format_ok", "answer_extracted", "num_code_calls", "verifier_error", "task", "reward_error"}
+METRIC_KEYS = {
+    "score", "acc", "format_ok", "answer_extracted", "num_code_calls", "verifier_error", "verifier_timeout", "task",
+    "reward_error",
+}  # fmt: skip
 
 
 def unique(prefix: str) -> str:

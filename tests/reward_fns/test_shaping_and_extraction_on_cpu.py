@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reward_fns.normalize import clean_text, option_letter, parse_number, split_list, yes_no
+from reward_fns.parsing import clean, option_letter, parse_quantity, split_list, yes_no
 from reward_fns.protocol import RESULTS_HEADER, extract_answer, format_ok
 from reward_fns.shaping import ShapingConfig, shaped_score
 
@@ -90,22 +90,22 @@ def test_option_letter_forms(letter, text):
 
 @given(n=st.integers(-10**9, 10**9))
 def test_numbers_with_commas_units_and_decimals(n):
-    assert parse_number(f"{n:,}") == n
-    assert parse_number(f"{n} apples") == n
-    assert parse_number(f"{n}.0") == n
-    assert parse_number(f"{n} or {n + 1}") is None
+    assert parse_quantity(f"{n:,}") == n
+    assert parse_quantity(f"{n} apples") == n
+    assert parse_quantity(f"{n}.0") == n
+    assert parse_quantity(f"{n} or {n + 1}") is None
 
 
 @given(text=prose)
-def test_clean_text_is_idempotent(text):
-    assert clean_text(clean_text(text)) == clean_text(text)
+def test_sentence_cleaning_is_idempotent(text):
+    assert clean(clean(text, sentence=True), sentence=True) == clean(text, sentence=True)
 
 
 @given(words=st.lists(st.from_regex(r"[a-z]{1,8}", fullmatch=True), min_size=1, max_size=8))
 def test_list_forms_split_to_the_same_items(words):
-    assert split_list(" ".join(words)) == words
-    assert split_list(", ".join(words)) == words
-    assert split_list("[" + ", ".join(f'"{w}"' for w in words) + "]") == words
+    assert split_list(" ".join(words), sentence=True) == words
+    assert split_list(", ".join(words), sentence=True) == words
+    assert split_list("[" + ", ".join(f'"{w}"' for w in words) + "]", sentence=True) == words
 
 
 def test_yes_no_forms():

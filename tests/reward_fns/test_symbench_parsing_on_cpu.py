@@ -23,7 +23,7 @@ from reward_fns.parsing import (
     parse_literal,
     parse_number,
     parse_pairs,
-    split_tokens,
+    split_list,
 )
 from reward_fns.registry import Reference
 from reward_fns.symbench import TASK_VERIFIERS, ReferenceDataError, reference_from_record
@@ -88,12 +88,12 @@ def test_number_matches_allows_float_noise_and_correct_rounding_only() -> None:
     assert number_matches("90", 90.0) and not number_matches("91", 90.0)
 
 
-def test_split_tokens_accepts_common_list_layouts() -> None:
+def test_split_list_accepts_common_list_layouts() -> None:
     expected = ["5", "3", "F", "A"]
     for text in ['["5", "3", "F", "A"]', "5, 3, F, A", "5 3 F A", "(5;3;F;A)", ' [ "5","3","F","A" ] ']:
-        assert split_tokens(text) == expected, text
-    assert split_tokens(None) is None
-    assert split_tokens("x" * (MAX_ANSWER_CHARS + 1)) is None
+        assert split_list(text) == expected, text
+    assert split_list(None) is None
+    assert split_list("x" * (MAX_ANSWER_CHARS + 1)) is None
 
 
 def test_parse_grid_and_grid_cells() -> None:

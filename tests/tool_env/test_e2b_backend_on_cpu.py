@@ -17,129 +17,29 @@ from typing import Any
 
 import httpx
 import pytest
-from e2b import SandboxNotRunningException
+from e2b import AuthenticationException, RateLimitException, SandboxNotRunningException
+from e2b.exceptions import ServiceBusyException
 from e2b_code_interpreter import Execution
-from e2b_code_interpreter.exceptions import format_execution_timeout_error
+from e2b_code_interpreter.exceptions import format_execution_timeout_error, format_request_timeout_error
 from e2b_code_interpreter.models import Context, parse_output
 
-from tool_env import SandboxClosedError, SandboxConfig, create_sandbox
-from tool_env.e2b_backend import E2BCloud, E2BSandbox
+from tool_env import SandboxClosedError, SandboxConfig, SandboxUnavailableError, create_sandbox
+from tool_env.e2b import E2BCloud, E2BSandbox
 from tool_env.truncate import truncate_text
 
 KEY = "e2b_test_key_not_real"
 
-# ---------------------------------------------------------------------------------------
-# Fakes of the network boundary
-# ---------------------------------------------------------------------------------------
-
-
-def stdout(text: str) -> str:
-    return json.dumps({"type": "stdout", "text": text, "timestamp": 0})
-
-
-def stderr(text: str) -> str:
-    return json.dumps({"type": "stderr", "text": text, "timestamp": 0})
-
-
-def error(name: str, value: str, traceback: str) -> str:
-    return json.dumps({"type": "error", "name": name, "value": value, "traceback": traceback})
-
-
-def displayed(text: str) -> str:
-    return json.dumps({"type": "result", "text": text, "is_main_result": True})
-
-
-# A script maps code to what the server streams back; an exception instance in the list is
-# raised after the lines before it were streamed (e.g. an SDK timeout mid-execution).
-Script = Callable[[str], list[Any]]
-
-
-def echo_script(code: str) -> list[Any]:
-    return [stdout(f"ran {code}\n")]
-
-
-class FakeE2BCloudSandbox:
-    """FAKE of `e2b_code_interpreter.Sandbox`: records calls, answers via a script."""
-
-    def __init__(self, sandbox_id: str, script: Script) -> None:
-        self.sandbox_id = sandbox_id
-        self.script = script
-        self.killed = False
-        self.calls: list[dict[str, Any]] = []
-        self.contexts_created: list[Context] = []
-        self.contexts_removed: list[str] = []
-        self._context_ids = itertools.count()
-
-    def run_code(self, code: str, context: Context | None = None, on_stdout=None, on_stderr=None, **kw: Any):
-        if self.killed:
-            raise SandboxNotRunningException("sandbox was killed")
-        self.calls.append({"code": code, "context": context.id if context else None, **kw})
-        execution = Execution()
-        for item in self.script(code):
-            if isinstance(item, BaseException):
-                raise item
-            parse_output(execution, item, on_stdout=on_stdout, on_stderr=on_stderr)
-        return execution
-
-    def create_code_context(self) -> Context:
-        context = Context(context_id=f"ctx-{next(self._context_ids)}", language="python", cwd="/home/user")
-        self.contexts_created.append(context)
-        return context
-
-    def remove_code_context(self, context: Context) -> None:
-        self.contexts_removed.append(context.id)
-
-    def kill(self) -> bool:
-        self.killed = True
-        return True
-
-
-class FakeAsyncE2BCloudSandbox:
-    """FAKE of `e2b_code_interpreter.AsyncSandbox`: the sync fake behind async methods."""
-
-    def __init__(self, inner: FakeE2BCloudSandbox) -> None:
-        self.inner = inner
-        self.sandbox_id = inner.sandbox_id
-
-    async def run_code(self, code: str, **kw: Any):
-        await asyncio.sleep(0)
-        return self.inner.run_code(code, **kw)
-
-    async def create_code_context(self) -> Context:
-        return self.inner.create_code_context()
-
-    async def remove_code_context(self, context: Context) -> None:
-        self.inner.remove_code_context(context)
-
-    async def kill(self) -> bool:
-        return self.inner.kill()
-
-    @property
-    def killed(self) -> bool:
-        return self.inner.killed
-
-
-class FakeE2BCloud(E2BCloud):
-    """FAKE of the SDK's create/kill entry points; keeps every sandbox it made."""
-
-    def __init__(self, script: Script = echo_script) -> None:
-        self.script = script
-        self.created: list[Any] = []
-        self.api_keys: list[str] = []
-        self.killed_by_id: list[str] = []
-
-    def create(self, api_key: str) -> FakeE2BCloudSandbox:
-        self.api_keys.append(api_key)
-        self.created.append(FakeE2BCloudSandbox(f"sbx-{len(self.created)}", self.script))
-        return self.created[-1]
-
-    async def acreate(self, api_key: str) -> FakeAsyncE2BCloudSandbox:
-        self.api_keys.append(api_key)
-        self.created.append(FakeAsyncE2BCloudSandbox(FakeE2BCloudSandbox(f"sbx-{len(self.created)}", self.script)))
-        return self.created[-1]
-
-    def kill_by_id(self, sandbox_id: str, api_key: str) -> None:
-        self.killed_by_id.append(sandbox_id)
+from e2b_fakes import (  # noqa: E402 - FAKES of the cloud boundary
+    FakeAsyncE2BCloudSandbox,
+    FakeE2BCloud,
+    FakeE2BCloudSandbox,
+    Script,
+    displayed,
+    echo_script,
+    error,
+    stderr,
+    stdout,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -467,3 +367,117 @@ def test_metrics_count_runs_errors_timeouts_and_sandboxes() -> None:
     assert metrics["sandbox/timeouts"] == 1
     assert metrics["e2b/sandboxes_started"] == 1 and metrics["e2b/sandboxes_killed"] == 1
     assert all(isinstance(v, float) for v in metrics.values())
+
+
+# ---------------------------------------------------------------------------------------
+# Cloud failures are mapped and counted, never raised; refusals are retried
+# ---------------------------------------------------------------------------------------
+
+
+class RefusingE2BCloud(FakeE2BCloud):
+    """FAKE whose first creates fail with the SDK's own exceptions, then succeed."""
+
+    def __init__(self, failures: list[BaseException]) -> None:
+        super().__init__()
+        self.failures = list(failures)
+        self.attempts = 0
+
+    def create(self, api_key: str) -> FakeE2BCloudSandbox:
+        self.attempts += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return super().create(api_key)
+
+    async def acreate(self, api_key: str) -> FakeAsyncE2BCloudSandbox:
+        self.attempts += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return await super().acreate(api_key)
+
+
+def make_refusing(failures: list[BaseException], **extra: Any) -> tuple[E2BSandbox, RefusingE2BCloud]:
+    cloud = RefusingE2BCloud(failures)
+    config = SandboxConfig(backend="e2b", extra={"e2b_retry_backoff_s": 0.0, **extra})
+    return E2BSandbox(config, cloud=cloud), cloud
+
+
+def test_authentication_error_is_sandbox_unavailable_and_counted() -> None:
+    sandbox, cloud = make_refusing([AuthenticationException("401: Unauthorized")])
+    result = sandbox.run("print(1)")  # no raw SDK exception escapes
+    assert result.error is not None and result.error.name == "SandboxUnavailable"
+    assert "AuthenticationException" in result.error.message and not result.timed_out
+    assert cloud.attempts == 1  # a bad key is not retried
+    metrics = sandbox.metrics()
+    assert metrics["e2b/auth_failures"] == 1 and metrics["e2b/create_failures"] == 1
+    assert metrics["sandbox/unavailable"] == 1 and metrics["sandbox/crashes"] == 0
+
+
+def test_rate_limit_and_busy_are_retried_with_backoff_then_succeed() -> None:
+    sandbox, cloud = make_refusing([RateLimitException("429: Rate limit"), ServiceBusyException("503: busy")])
+    result = sandbox.run("print(1)")
+    assert result.ok and result.stdout == "ran print(1)\n"
+    assert cloud.attempts == 3
+    metrics = sandbox.metrics()
+    assert metrics["e2b/create_retries"] == 2 and metrics["e2b/create_failures"] == 0
+
+
+def test_rate_limit_past_the_retries_is_unavailable_and_counted() -> None:
+    sandbox, cloud = make_refusing([RateLimitException("429")] * 5, e2b_create_retries=2)
+    result = sandbox.run("print(1)")
+    assert result.error is not None and result.error.name == "SandboxUnavailable"
+    assert cloud.attempts == 3
+    assert sandbox.metrics()["e2b/rate_limited"] == 1
+
+
+def test_backoff_grows_between_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("tool_env.e2b.sandbox.time.sleep", waits.append)
+    sandbox, _ = make_refusing([RateLimitException("429")] * 3, e2b_retry_backoff_s=1.0)
+    assert sandbox.run("print(1)").ok
+    assert len(waits) == 3 and 0.5 <= waits[0] <= 1.0 and 2.0 <= waits[2] <= 4.0
+
+
+async def test_async_creation_errors_are_mapped_and_counted() -> None:
+    sandbox, _ = make_refusing([RateLimitException("429"), AuthenticationException("401")])
+    result = await sandbox.arun("print(1)")
+    assert result.error is not None and result.error.name == "SandboxUnavailable"
+    assert sandbox.metrics()["e2b/create_retries"] == 1 and sandbox.metrics()["e2b/auth_failures"] == 1
+
+
+def sdk_connect_timeout() -> BaseException:
+    """What the SDK raises when the connection to the sandbox times out (not the code's time limit)."""
+    try:
+        try:
+            raise httpx.ConnectTimeout("connect timed out")
+        except httpx.ConnectTimeout:
+            raise format_request_timeout_error()
+    except BaseException as exc:  # noqa: BLE001 - captured with its __context__, like the SDK's
+        return exc
+
+
+def test_connect_timeout_is_not_an_execution_timeout() -> None:
+    sandbox, cloud = make(lambda code: [sdk_connect_timeout()])
+    result = sandbox.run("print(1)")
+    assert not result.timed_out
+    assert result.error is not None and result.error.name == "WorkerCrashed"
+    assert cloud.created[0].killed  # an unreachable sandbox is replaced
+    metrics = sandbox.metrics()
+    assert metrics["sandbox/timeouts"] == 0 and metrics["e2b/request_timeouts"] == 1
+
+
+def test_first_run_after_a_lost_sandbox_says_the_session_restarted() -> None:
+    outcomes = iter([[stdout("a\n")], [SandboxNotRunningException("gone")], [stdout("b\n")], [stdout("c\n")]])
+    sandbox, _ = make(lambda code: next(outcomes))
+    with sandbox.session(stateful=True) as session:
+        assert "session_restarted" not in session.run("x = 1").extra
+        assert session.run("x").error.name == "WorkerCrashed"
+        assert session.run("print('b')").extra.get("session_restarted") is True
+        assert "session_restarted" not in session.run("print('c')").extra
+
+
+def test_backend_check_passes_and_names_the_failure() -> None:
+    sandbox, _ = make(lambda code: [stdout("sandbox-ok\n")])
+    sandbox.check()
+    refused, _ = make_refusing([AuthenticationException("401: Unauthorized")])
+    with pytest.raises(SandboxUnavailableError, match="e2b sandbox failed its start-up check.*Unauthorized"):
+        refused.check()

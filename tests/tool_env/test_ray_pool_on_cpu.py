@@ -16,8 +16,9 @@ import pytest
 import ray
 from contract import SandboxContract
 
-from tool_env import SandboxClosedError, SandboxConfig, create_sandbox, ray_pool
-from tool_env.ray_pool import RayPoolOptions, RaySandbox
+from tool_env import SandboxClosedError, SandboxConfig, create_sandbox
+from tool_env.ray import sessions as ray_sessions
+from tool_env.ray import RayPoolOptions, RaySandbox
 
 NODE_RESOURCE = "sandbox_cpu"  # a custom resource marks "CPU nodes for sandboxes"
 TIMEOUT_S = 5.0
@@ -169,7 +170,7 @@ async def test_actor_killed_mid_run_answers_promptly(pool: RaySandbox) -> None:
 
 
 def test_hung_actor_is_declared_crashed_and_replaced(pool: RaySandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ray_pool, "PING_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(ray_sessions, "PING_TIMEOUT_S", 1.0)
     session = pool.session(stateful=True)
     session.run("pass")
     slot = session._route.slot  # type: ignore[attr-defined, union-attr]
@@ -271,3 +272,23 @@ def test_closed_pool_refuses_work(ray_cluster: None) -> None:
 def test_bad_options_are_rejected_by_name(extra: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RayPoolOptions.from_extra(extra)
+
+
+def test_first_run_after_a_lost_actor_says_the_session_restarted(pool: RaySandbox) -> None:
+    with pool.session(stateful=True) as session:
+        assert "session_restarted" not in session.run("x = 1").extra
+        ray.kill(pool.actor_handles()[session._route.slot], no_restart=True)  # type: ignore[attr-defined, union-attr]
+        assert session.run("print(x)").error.name == "WorkerCrashed"
+        fresh = session.run("print('x' in globals())")
+        assert fresh.stdout == "False\n" and fresh.extra.get("session_restarted") is True  # like the local backend
+        assert "session_restarted" not in session.run("print(1)").extra
+
+
+def test_actor_starts_no_more_workers_than_the_cpus_it_reserved(ray_cluster: None) -> None:
+    config = SandboxConfig(
+        backend="ray", pool_size=4, timeout_s=TIMEOUT_S, extra={"ray_num_actors": 1, "ray_actor_options": {"num_cpus": 1}}
+    )
+    with create_sandbox(config) as sandbox:
+        (actor,) = sandbox.actor_handles()
+        assert ray.get(actor.pool_size.remote()) == 1
+        assert sandbox.run("print(2)").stdout == "2\n"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 
-import pytest
-
 from r1ci_verl.cli import main
 
 
@@ -32,9 +30,9 @@ def test_timeout_exits_124(monkeypatch, capsys) -> None:
     assert "TimeoutError" in capsys.readouterr().err
 
 
-def test_missing_file_is_a_clear_error(tmp_path) -> None:
-    with pytest.raises(SystemExit, match="no such file"):
-        main(["sandbox", "run", "--preload", "math", str(tmp_path / "absent.py")])
+def test_missing_file_is_a_clear_error(tmp_path, capsys) -> None:
+    assert main(["sandbox", "run", "--preload", "math", str(tmp_path / "absent.py")]) == 2
+    assert capsys.readouterr().err == f"r1ci sandbox run: error: {tmp_path / 'absent.py'}: no such file\n"
 
 
 def test_benchmark_smoke() -> None:

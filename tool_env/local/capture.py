@@ -49,8 +49,8 @@ class StreamBuffer:
         self.total_bytes = 0
         self.total_chars = 0
         self.carry = 0  # undecoded bytes at the start of `chunk`
-        self.chunk_dirty = 0  # bytes of `chunk` and `tail` written this run: what `wipe` must zero
-        self.tail_dirty = 0
+        self.chunk_used = 0  # how much of `chunk` holds run data (only that is wiped: each
+        # page written here is a copy-on-write fault while a pre-forked child shares it)
 
     def read_from(self, fd: int) -> int | None:
         """Read once; the byte count, 0 at EOF, None if nothing was ready."""
@@ -62,7 +62,7 @@ class StreamBuffer:
         except OSError:
             return 0
         if got:
-            self.chunk_dirty = max(self.chunk_dirty, self.carry + got)
+            self.chunk_used = max(self.chunk_used, self.carry + got)
             self.store(view[self.carry : self.carry + got])
             self.count_chars(self.carry + got, final=False)
         return got
@@ -81,13 +81,11 @@ class StreamBuffer:
         if len(data) >= size:
             self.tail[:] = data[len(data) - size :]
             self.tail_start, self.tail_len = 0, size
-            self.tail_dirty = size
             return
         end = (self.tail_start + self.tail_len) % size
         first = min(len(data), size - end)
         self.tail[end : end + first] = data[:first]
         self.tail[: len(data) - first] = data[first:]
-        self.tail_dirty = size if len(data) > first else max(self.tail_dirty, end + first)
         overflow = self.tail_len + len(data) - size
         if overflow > 0:
             self.tail_start = (self.tail_start + overflow) % size
@@ -121,11 +119,9 @@ class StreamBuffer:
         ]
 
     def wipe(self) -> None:
-        """Zero what this run wrote, and only that: zeroing the whole 80 kB of buffers after
-        every run wrote to (and so copied) about 40 pages the zygote shares with its children."""
         wipe(self.head, self.head_len)
-        wipe(self.tail, self.tail_dirty)
-        wipe(self.chunk, self.chunk_dirty)
+        wipe(self.tail, len(self.tail) if self.total_bytes > self.head_len else 0)
+        wipe(self.chunk, self.chunk_used)
         self.reset()
 
 

@@ -23,8 +23,8 @@ import traceback
 import types
 from typing import Any
 
-from tool_env.local.run_namespaces import FreshNamespaces
-from tool_env.local.seccomp import KeyringFilter
+from tool_env.local.run_namespaces import enter_fresh_namespaces
+from tool_env.local.seccomp import forbid_keyrings
 from tool_env.local.wire import read_code, write_frame
 from tool_env.truncate import truncate_text
 
@@ -90,9 +90,10 @@ def lock_down(
         os.setuid(uid)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
     _prctl(PR_SET_DUMPABLE, 1)  # the zygote is not dumpable; the child's /proc/self should work
-    if prepared.fresh_namespaces is not None:  # namespace level: this run's own /tmp, work dir, /dev/shm, IPC
-        prepared.fresh_namespaces.enter()
-    prepared.keyring_filter.install()
+    fresh = settings.get("fresh_namespaces")
+    if fresh:  # namespace level: this run's own /tmp, work dir, /dev/shm and IPC objects
+        enter_fresh_namespaces(fresh)
+    forbid_keyrings()
     limits = settings["rlimits"]
     for name, value in limits.items():
         resource.setrlimit(getattr(resource, name), (value, value))
@@ -109,8 +110,8 @@ class Prepared:
     Each Python-level step in a fresh fork writes to pages it shares with the zygote, and
     each such page is copied (about 4 us per page here): doing once in the zygote what every
     child did (environment, signal dispositions, the standard streams' objects, finding
-    numpy's generator state, the seccomp program, the namespace set-up's arguments) saves
-    about 1.5 ms of CPU per stateless run (`benchmarks/profile_sandbox.py`).
+    numpy's generator state; `run_namespaces` and `seccomp` prepare their own arguments the
+    same way) saves about 1 ms of CPU per stateless run (`benchmarks/profile_sandbox.py`).
     """
 
     def __init__(self, settings: dict[str, Any]) -> None:
@@ -122,9 +123,6 @@ class Prepared:
         # Never written to in the zygote (not installed there): each child gets pristine ones.
         self.streams = (open(0, encoding="utf-8", closefd=False), _text_stream(1), _text_stream(2))
         self.mt_state = _numpy_state_address()
-        fresh = settings.get("fresh_namespaces")
-        self.fresh_namespaces = FreshNamespaces(fresh) if fresh else None
-        self.keyring_filter = KeyringFilter()
         _warm_fork_hooks()
 
     def reseed(self) -> None:

@@ -261,6 +261,7 @@ def _bwrap_argv(disk_mb: int, extra_ro_paths: list[str] = ()) -> list[str]:
         "--gid", str(SANDBOX_UID),
         "--hostname", "sandbox",
         "--cap-drop", "ALL",
+        "--cap-add", "CAP_SYS_ADMIN",  # the zygote's only one, so each child can unshare and mount; dropped there
         "--chdir", "/tmp",
         "--",
     ]

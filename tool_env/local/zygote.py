@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any
 
-from tool_env.local import childproc, reaping
+from tool_env.local import childproc, reaping, run_namespaces
 from tool_env.local.capture import Capture, execute, new_capture, outcome, payload
 from tool_env.local.children import (
     PR_SET_CHILD_SUBREAPER,
@@ -80,6 +80,8 @@ class Zygote:
                 __import__(name)
             except BaseException as exc:  # a broken optional library must not kill the worker
                 self.preload_errors[name] = f"{type(exc).__name__}: {exc}"
+        if self.settings.get("fresh_namespaces"):  # system-call arguments made once, not per child
+            self.settings["fresh_namespaces"] = run_namespaces.prepare(self.settings["fresh_namespaces"])
         childproc.prepare(self.settings)  # once here, not in every child
         gc.collect()
         gc.freeze()  # a collection in a child must not touch (and so copy) every inherited page

@@ -14,48 +14,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator
 
 from reward_fns.protocol import user_prompt
+from reward_fns.reasoning_gym_tasks import CATEGORIES as REASONING_GYM_CATEGORIES  # the one list
 from reward_fns.registry import Reference
 from r1ci_verl.data.tasks.base import Task, TaskDataError, TaskQuestion, register_task
-
-# execution: follow stated rules or compute exactly; planning: search for a plan or an
-# assignment that satisfies constraints; reasoning: infer from clues, patterns or language.
-REASONING_GYM_CATEGORIES: dict[str, str] = {
-    **dict.fromkeys(
-        [
-            "ab", "advanced_geometry", "base_conversion", "basic_arithmetic", "bf", "binary_matrix",
-            "bitwise_arithmetic", "caesar_cipher", "calendar_arithmetic", "chain_sum", "circuit_logic",
-            "coin_flip", "color_cube_rotation", "complex_arithmetic", "count_bits", "count_primes",
-            "decimal_arithmetic", "decimal_chain_sum", "dice", "emoji_mystery", "fraction_simplification",
-            "game_of_life", "game_of_life_halting", "gcd", "group_anagrams", "intermediate_integration",
-            "isomorphic_strings", "largest_island", "lcm", "letter_counting", "mahjong_puzzle",
-            "manipulate_matrix", "number_filtering", "number_format", "number_sorting",
-            "palindrome_partitioning", "polynomial_equations", "polynomial_multiplication", "pool_matrix",
-            "power_function", "prime_factorization", "products", "ransom_note", "rectangle_count",
-            "rotate_matrix", "rotten_oranges", "simple_equations", "simple_geometry", "simple_integration",
-            "spell_backward", "spiral_matrix", "string_insertion", "string_manipulation", "string_splitting",
-            "string_synthesis", "time_intervals", "word_sequence_reversal", "word_sorting",
-        ],
-        "execution",
-    ),
-    **dict.fromkeys(
-        [
-            "binary_alternation", "boxnet", "countdown", "course_schedule", "cryptarithm", "futoshiki",
-            "graph_color", "jugs", "kakurasu", "knight_swap", "maze", "mini_sudoku", "n_queens",
-            "palindrome_generation", "path_star", "puzzle24", "quantum_lock", "rubiks_cube", "rush_hour",
-            "shortest_path", "sokoban", "sudoku", "survo", "tower_of_hanoi", "tsumego", "word_ladder",
-        ],
-        "planning",
-    ),
-    **dict.fromkeys(
-        [
-            "acre", "aiw", "arc_1d", "arc_agi", "codeio", "family_relationships", "figlet_font",
-            "gsm_symbolic", "knights_knaves", "leg_counting", "letter_jumble", "list_functions",
-            "modulo_grid", "needle_haystack", "number_sequence", "propositional_logic", "rearc",
-            "self_reference", "sentence_reordering", "syllogism", "zebra_puzzles",
-        ],
-        "reasoning",
-    ),
-}  # fmt: skip
 
 
 def task_seed(seed: int, dataset: str) -> int:

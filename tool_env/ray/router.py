@@ -1,25 +1,4 @@
-"""Ray pool backend: run sandboxed code in Ray actors on CPU nodes, away from the GPU workers.
-
-R1-CI's systems finding: executing code on separate CPU nodes, overlapped with GPU work,
-cut RL time from about 4500 to 1845 GPU-hours. Each `SandboxActor` owns an inner backend
-(local by default) on whatever node Ray places it; `RaySandbox` is the caller's handle.
-
-Routing: a stateful session is bound to one actor for its lifetime (that actor holds its
-interpreter state); stateless runs go to the least-loaded actor. A call never hangs on a
-dead actor: past the run's timeout plus `ray_call_slack_s` the caller pings the actor and
-keeps waiting only while it answers (its inner backend enforces the code timeout; the extra
-time is queueing). An actor that dies or stops answering is replaced; the run reports
-`WorkerCrashed`, and so does the next run of every stateful session whose state died with it.
-
-Options in `SandboxConfig.extra` (all optional):
-    ray_num_actors      actors in the pool (default 2)
-    ray_actor_options   passed to `.options()` of each actor: num_cpus, resources,
-                        scheduling_strategy, runtime_env, ... (default {"num_cpus": 1})
-    inner_backend       backend each actor runs: "local" (default) or "e2b"
-    ray_call_slack_s    seconds a call may take beyond its code timeout (default 60)
-    ray_start_timeout_s seconds to wait for the pool to come up at construction (default 300)
-    ray_init_kwargs     passed to `ray.init()` when Ray is not initialised yet (default {})
-"""
+"""`RaySandbox`: the caller's handle on a pool of sandbox actors (routing, replacement, metrics)."""
 
 from __future__ import annotations
 
@@ -27,125 +6,26 @@ import asyncio
 import dataclasses
 import itertools
 import logging
-import math
-import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
-from tool_env.base import AsyncSession, Sandbox, SandboxClosedError, Session, check_timeout, validate_code
-from tool_env.config import BACKENDS, SandboxConfig
+from tool_env.base import Sandbox, SandboxClosedError, SandboxUnavailableError, check_timeout, validate_code
+from tool_env.config import SandboxConfig
 from tool_env.metrics import SandboxMetrics
-from tool_env.result import ExecutionError, ExecutionResult
+from tool_env.ray.actor import SandboxActor
+from tool_env.ray.options import RayPoolOptions
+from tool_env.ray.sessions import AsyncRaySession, RaySession
+from tool_env.result import CRASHED, ExecutionError, ExecutionResult
 
 logger = logging.getLogger(__name__)
 
-CRASHED = "WorkerCrashed"
 METRICS_TIMEOUT_S = 10.0  # metrics() skips actors that do not answer within this
-CLOSE_TIMEOUT_S = 10.0  # closing a remote session waits at most this
-PING_TIMEOUT_S = 10.0  # an actor past its call deadline must answer a ping within this to be waited for
-
-
-@dataclass(frozen=True)
-class RayPoolOptions:
-    """The Ray keys of SandboxConfig.extra, validated."""
-
-    num_actors: int = 2
-    actor_options: dict[str, Any] = field(default_factory=lambda: {"num_cpus": 1})
-    inner_backend: str = "local"
-    call_slack_s: float = 60.0
-    start_timeout_s: float = 300.0
-    init_kwargs: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_extra(cls, extra: Mapping[str, Any]) -> RayPoolOptions:
-        keys = {f"ray_{name}": name for name in cls.__dataclass_fields__ if name != "inner_backend"}
-        keys["inner_backend"] = "inner_backend"
-        unknown = sorted(k for k in extra if k.startswith("ray_") and k not in keys)
-        if unknown:
-            raise ValueError(f"unknown Ray pool options {unknown} in SandboxConfig.extra; known: {sorted(keys)}")
-        values = {name: extra[key] for key, name in keys.items() if key in extra}
-        for name in ("actor_options", "init_kwargs"):
-            if name in values:
-                values[name] = dict(values[name])  # OmegaConf nodes -> plain dicts Ray accepts
-        options = cls(**values)
-        if not isinstance(options.num_actors, int) or isinstance(options.num_actors, bool) or options.num_actors < 1:
-            raise ValueError(f"SandboxConfig.extra['ray_num_actors'] must be an int >= 1, got {options.num_actors!r}")
-        if options.inner_backend not in BACKENDS or options.inner_backend == "ray":
-            raise ValueError(
-                f"SandboxConfig.extra['inner_backend']={options.inner_backend!r}: expected one of "
-                f"{[b for b in BACKENDS if b != 'ray']}"
-            )
-        for name in ("call_slack_s", "start_timeout_s"):
-            if not getattr(options, name) > 0:
-                raise ValueError(f"SandboxConfig.extra['ray_{name}'] must be > 0, got {getattr(options, name)}")
-        return options
-
-
-class SandboxActor:
-    """Runs on a (CPU) node: one inner backend plus the stateful sessions routed here.
-
-    All methods are coroutines, so Ray runs this as an asyncio actor: many runs overlap,
-    limited only by the inner backend's own pool.
-    """
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        from tool_env import create_sandbox
-
-        self._config = SandboxConfig.from_mapping(config)
-        self._sandbox = create_sandbox(self._config)
-        self._sessions: dict[str, AsyncSession] = {}
-        self._last_used: dict[str, float] = {}
-        self._last_sweep = time.monotonic()
-
-    async def ready(self) -> str:
-        """The node this actor landed on (lets callers check placement)."""
-        return ray.get_runtime_context().get_node_id()
-
-    async def process_id(self) -> int:
-        return os.getpid()
-
-    async def run(self, session_id: str | None, code: str, timeout_s: float | None) -> ExecutionResult:
-        await self._close_idle_sessions()
-        if session_id is None:
-            return await self._sandbox.arun(code, timeout_s)
-        session = self._sessions.get(session_id)
-        if session is None:
-            session = self._sessions[session_id] = self._sandbox.async_session(stateful=True)
-        self._last_used[session_id] = math.inf  # never idle while running
-        try:
-            return await session.run(code, timeout_s)
-        finally:
-            self._last_used[session_id] = time.monotonic()
-
-    async def close_session(self, session_id: str) -> None:
-        session = self._sessions.pop(session_id, None)
-        self._last_used.pop(session_id, None)
-        if session is not None:
-            await session.close()
-
-    async def metrics(self) -> dict[str, float]:
-        metrics = self._sandbox.metrics()
-        metrics["actor/open_sessions"] = float(len(self._sessions))
-        return metrics
-
-    async def _close_idle_sessions(self) -> None:
-        """Sessions whose caller vanished without closing them are reaped after the TTL."""
-        now = time.monotonic()
-        ttl = self._config.session_ttl_s
-        if now - self._last_sweep < min(ttl / 10, 60.0):
-            return
-        self._last_sweep = now
-        for session_id in [s for s, used in self._last_used.items() if now - used > ttl]:
-            logger.info("closing idle session %s after %.0f s", session_id, ttl)
-            await self.close_session(session_id)
-
 
 @dataclass
 class _Slot:
@@ -164,6 +44,7 @@ class _Route:
     slot: int
     session_id: str
     generation: int | None = None  # None: bind to the slot's current actor on the next run
+    restarted: bool = False  # a crash was reported: the next result says the state was lost
 
 
 @dataclass
@@ -258,13 +139,18 @@ class RaySandbox(Sandbox):
         self.release(call)
         if call.lost_state:
             result = _crashed_result(f"the Ray actor holding this session's state died (slot {call.slot})", call)
+            route.restarted = True  # type: ignore[union-attr]  # lost_state implies a route
         elif isinstance(outcome, ExecutionResult):
             result = _with_pool_info(outcome, call)
+            if route is not None and route.restarted:  # first run in a fresh interpreter, as local says it
+                route.restarted = False
+                result.extra["session_restarted"] = True
         elif isinstance(outcome, (RayActorError, GetTimeoutError, asyncio.TimeoutError)):
             what = "died" if isinstance(outcome, RayActorError) else "stopped answering"
             self._replace(call.slot, call.generation, f"{what} ({type(outcome).__name__})")
             if route is not None:
                 route.generation = None  # this session saw the crash; its next run starts fresh
+                route.restarted = True
             result = _crashed_result(f"the Ray actor running this code {what} ({type(outcome).__name__})", call)
         else:
             raise TypeError(f"unexpected outcome from a Ray sandbox actor: {outcome!r}")
@@ -336,7 +222,7 @@ class RaySandbox(Sandbox):
             nodes = ray.get(refs, timeout=self.options.start_timeout_s)
         except GetTimeoutError as exc:
             self.close()
-            raise RuntimeError(
+            raise SandboxUnavailableError(
                 f"the Ray sandbox pool did not start within {self.options.start_timeout_s:g} s: does a node "
                 f"satisfy ray_actor_options={self.options.actor_options} for {self.options.num_actors} actors?"
             ) from exc
@@ -344,118 +230,6 @@ class RaySandbox(Sandbox):
             self.close()
             raise
         logger.info("Ray sandbox pool up: %d actors on nodes %s", len(nodes), sorted(set(nodes)))
-
-
-class RaySession(Session):
-    """Sync session; a stateful one keeps its interpreter on one actor."""
-
-    def __init__(self, owner: RaySandbox, route: _Route | None) -> None:
-        self._owner = owner
-        self._route = route
-        self.stateful = route is not None
-        self._closed = False
-
-    def run(self, code: str, timeout_s: float | None = None) -> ExecutionResult:
-        if self._closed:
-            raise SandboxClosedError("Ray session is closed")
-        call = self._owner.submit(self._route, code, timeout_s)
-        outcome = None if call.ref is None else self._wait(call)
-        return self._owner.settle(call, outcome, self._route)
-
-    def _wait(self, call: _Call) -> Any:
-        """The actor's answer; past the deadline, keep waiting only while the actor answers pings."""
-        wait = call.deadline_s
-        try:
-            while True:
-                try:
-                    return ray.get(call.ref, timeout=wait)
-                except RayActorError as exc:
-                    return exc
-                except GetTimeoutError as exc:
-                    if not _answers_sync(self._owner.ping_ref(call)):
-                        return exc
-                    wait = self._owner.options.call_slack_s
-        except BaseException:
-            self._owner.release(call)
-            raise
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._route is not None and (ref := self._owner.close_route(self._route)) is not None:
-            try:
-                ray.get(ref, timeout=CLOSE_TIMEOUT_S)
-            except Exception as exc:  # noqa: BLE001 - the actor's TTL sweep reaps what we could not
-                logger.debug("remote session close failed: %s", exc)
-
-
-class AsyncRaySession(AsyncSession):
-    """asyncio session: awaits the actor's ObjectRef without blocking the event loop."""
-
-    def __init__(self, owner: RaySandbox, route: _Route | None) -> None:
-        self._owner = owner
-        self._route = route
-        self.stateful = route is not None
-        self._closed = False
-
-    async def run(self, code: str, timeout_s: float | None = None) -> ExecutionResult:
-        if self._closed:
-            raise SandboxClosedError("Ray session is closed")
-        call = self._owner.submit(self._route, code, timeout_s)
-        outcome = None if call.ref is None else await self._wait(call)
-        return self._owner.settle(call, outcome, self._route)
-
-    async def _wait(self, call: _Call) -> Any:
-        ref = call.ref
-        answer = asyncio.wrap_future(ref.future())
-        wait = call.deadline_s
-        try:
-            while True:
-                done, _ = await asyncio.wait({answer}, timeout=wait)
-                if done:
-                    try:
-                        return answer.result()
-                    except RayActorError as exc:
-                        return exc
-                if not await _answers_async(self._owner.ping_ref(call)):
-                    return asyncio.TimeoutError()
-                wait = self._owner.options.call_slack_s
-        except BaseException:  # cancelled (or worse): stop the remote run, free its slot
-            answer.cancel()
-            _cancel_quietly(ref)
-            self._owner.release(call)
-            raise
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._route is not None and (ref := self._owner.close_route(self._route)) is not None:
-            try:
-                await asyncio.wait_for(asyncio.wrap_future(ref.future()), CLOSE_TIMEOUT_S)
-            except Exception as exc:  # noqa: BLE001 - the actor's TTL sweep reaps what we could not
-                logger.debug("remote session close failed: %s", exc)
-
-
-def _answers_sync(ping: Any | None) -> bool:
-    if ping is None:
-        return False
-    try:
-        ray.get(ping, timeout=PING_TIMEOUT_S)
-        return True
-    except Exception:  # noqa: BLE001 - any failure to answer means not alive
-        return False
-
-
-async def _answers_async(ping: Any | None) -> bool:
-    if ping is None:
-        return False
-    try:
-        await asyncio.wait_for(asyncio.wrap_future(ping.future()), PING_TIMEOUT_S)
-        return True
-    except Exception:  # noqa: BLE001
-        return False
 
 
 def _with_pool_info(result: ExecutionResult, call: _Call) -> ExecutionResult:
@@ -504,12 +278,3 @@ def _kill_quietly(actor: Any) -> None:
     except Exception as exc:  # noqa: BLE001 - already dead is fine
         logger.debug("ray.kill failed: %s", exc)
 
-
-def _cancel_quietly(ref: Any) -> None:
-    try:
-        ray.cancel(ref)
-    except Exception as exc:  # noqa: BLE001 - finished or gone is fine
-        logger.debug("ray.cancel failed: %s", exc)
-
-
-__all__ = ["AsyncRaySession", "RayPoolOptions", "RaySandbox", "RaySession", "SandboxActor"]

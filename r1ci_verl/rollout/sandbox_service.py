@@ -1,0 +1,69 @@
+"""The agent-loop worker's sandbox: sized for its node, ready before the first trajectory, observed.
+
+verl starts `actor_rollout_ref.rollout.agent.num_workers` agent-loop workers (8 by default),
+round-robin over the cluster's nodes; each holds one shared sandbox. So that they do not
+each claim the whole node, each takes `cores // workers on this node` warm workers
+(`SandboxConfig.processes_per_node`, bounded by tool_env.config.AUTO_POOL_MIN/MAX).
+
+`ready()` builds and checks the sandbox once per process off the event loop, and raises
+`SandboxUnavailableError` (failing the run with one message) when the backend cannot run
+code. `fields()` is what each trajectory reports of its worker's sandbox, so the trainer can
+log the sandbox's own metrics each step (r1ci_verl.rollout.metrics.sandbox_step_metrics).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import socket
+from typing import Any
+
+from tool_env import SandboxConfig
+from tool_env.shared import SharedSandbox, ashared_sandbox
+
+SANDBOX_FIELD = "sandbox_metrics"  # key in a trajectory's extra_fields
+PROCESS_KEY = "process"
+DEFAULT_AGENT_WORKERS = 8  # verl 0.9.1's actor_rollout_ref.rollout.agent.num_workers default
+
+
+@functools.lru_cache(maxsize=8)
+def _cpu_nodes() -> int:
+    """Alive Ray nodes with CPUs (verl spreads agent-loop workers over them); 1 outside Ray."""
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return 1
+        return max(1, sum(1 for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0))
+    except Exception:  # noqa: BLE001 - no cluster to ask: assume one node
+        return 1
+
+
+def agent_workers(rollout_config: Any) -> int:
+    agent = getattr(rollout_config, "agent", None) if not isinstance(rollout_config, dict) else rollout_config.get("agent")
+    if agent is None:
+        return DEFAULT_AGENT_WORKERS
+    value = agent.get("num_workers") if hasattr(agent, "get") else getattr(agent, "num_workers", None)
+    return int(value or DEFAULT_AGENT_WORKERS)
+
+
+def node_sized(config: SandboxConfig, rollout_config: Any) -> SandboxConfig:
+    """`config` with processes_per_node filled from verl's worker count and the node count."""
+    if config.pool_size or config.processes_per_node:
+        return config  # the user sized it
+    per_node = math.ceil(agent_workers(rollout_config) / _cpu_nodes())
+    return dataclasses.replace(config, processes_per_node=max(1, per_node))
+
+
+async def ready(config: SandboxConfig) -> SharedSandbox:
+    """The worker's shared sandbox, built and checked once, off the event loop."""
+    return await ashared_sandbox(config)
+
+
+def fields(sandbox: SharedSandbox | None) -> dict[str, Any]:
+    """This process's sandbox counters for a trajectory's extra_fields (latest snapshot wins per process)."""
+    if sandbox is None:
+        return {}
+    return {SANDBOX_FIELD: {PROCESS_KEY: f"{socket.gethostname()}:{os.getpid()}", **sandbox.metrics()}}
