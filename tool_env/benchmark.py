@@ -46,6 +46,7 @@ EXPECTED_STDOUT = {"trivial": "2\n", "numpy": "45\n"}
 RUN_TIMEOUT_S = 60.0
 WARM_TIMEOUT_S = 120.0
 ROUNDS = 2  # each point alternates sandbox and baseline chunks this many times
+POOL_ROUNDS = 4  # pool sizes alternate in more, shorter chunks: their ratio is the point
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PROJECTED_CORES = 64  # the sandbox node size the projection is printed for
 
@@ -286,12 +287,13 @@ def run_benchmark(plan: Plan, log: Callable[[str], None] = print) -> Report:
         log(f"tail latency at c={plan.tail_concurrency} ...")
         _tail(first, plan, report)
     level = plan.levels[0]
-    for size in plan.pool_sizes:
-        log(f"saturation with pool_size={size} ...")
-        with _start(level, pool_size=size) as sandbox:
-            cost = report.pools.setdefault(size, Cost())
-            for _ in range(ROUNDS):
-                _burst(_stateless(sandbox, SNIPPETS["trivial"]), "trivial", SATURATED, plan.saturation_runs // ROUNDS, cost)
+    log(f"saturation with pool_size={', '.join(map(str, plan.pool_sizes))} (interleaved) ...")
+    with ExitStack() as stack:
+        pools = {size: stack.enter_context(_start(level, pool_size=size)) for size in plan.pool_sizes}
+        for _ in range(POOL_ROUNDS):
+            for size, sandbox in pools.items():
+                _burst(_stateless(sandbox, SNIPPETS["trivial"]), "trivial", SATURATED,
+                       max(1, plan.saturation_runs // POOL_ROUNDS), report.pools.setdefault(size, Cost()))
     report.load_after = os.getloadavg()
     return report
 
