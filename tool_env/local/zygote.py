@@ -120,6 +120,9 @@ class Zygote:
                 self.prefork = None
             child = self.prefork or self.fork_child(persistent=False)
             self.prefork = None
+        for pid in self.exiting:  # the fast path did not wait for the previous run to go
+            if not reaping.wait_released(pid, CLEANUP_DEADLINE_S):
+                raise RuntimeError("a killed run stayed readable through /proc")
         started = time.monotonic()
         capture = self.capture
         execute(child, code, capture, started + timeout_s, self.max_stream_bytes)
