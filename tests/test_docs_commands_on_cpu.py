@@ -144,15 +144,19 @@ RUN = {
     "echo 'print(6 * 7)' | r1ci sandbox run --json -",
     "r1ci data list",
     "r1ci data build --out data/smoke --tasks symbench/game24 bbh/navigate reasoning_gym/maze --max-per-task 8 --seed 1",
+    "r1ci data split --out splits/mine.yaml --kind random-by-task --seed 3",
+    "r1ci data split --out splits/rg84.yaml --exclude reasoning_gym/codeio reasoning_gym/rearc",
+    "r1ci data list --split bbh_heldout_v2",
 }
 
 # Why each other documented r1ci line is only parsed. A new documented line lands in RUN or here.
 NOT_RUN_WHY = {
     "r1ci data build --out data/r1ci": "every task at 200 questions: minutes; the small build in RUN covers the path",
     "r1ci data build --families symbench reasoning_gym --splits train --workers 8": "full-size build with 8 workers",
-    "r1ci data build --symbench-hf-repo OWNER/SymBench --symbench-hf-revision main": "needs the HF hub (no network in tests)",
-    "r1ci data build --split-version 2 ...": "needs a split version 2, which `r1ci data split` would write into the package",
-    "r1ci data split --version 2 --seed 0": "writes a new packaged split file into the installed package",
+    "r1ci data build --split bbh_heldout_v2": "every task at 200 questions: minutes; tests/r1ci_verl/test_data_build_parquet_on_cpu.py builds with it",
+    "r1ci data build --split-file splits/mine.yaml": "every task at 200 questions; tests/r1ci_verl/test_data_build_parquet_on_cpu.py builds with a split file",
+    "r1ci data build --source path/to/R1-Code-Interpreter-Data": "needs the full published data; tests/r1ci_verl/test_data_published_layout_on_cpu.py reads a slice",
+    "r1ci data build --source hf:yongchao98/R1-Code-Interpreter-Data@main": "needs the HF hub (no network in tests)",
     "r1ci data sft --trajectories teacher.jsonl --out data/r1ci": "needs teacher trajectories (tests/r1ci_verl/test_data_build_sft_on_cpu.py renders some)",
     "r1ci sandbox bench --quick": "a timing benchmark (seconds to minutes under load); benchmarks/ own it",
     "r1ci potential": "samples from a served LLM (GPU); tests/r1ci_verl/test_potential_*_on_cpu.py cover it with a fake server",

@@ -3,7 +3,15 @@
 Every row's ``data_source`` is its task's verifier name and ``reward_model.ground_truth`` is
 a JSON string ``{"task", "answer", "meta"}``, so columns keep one arrow schema across tasks.
 Files are written to a temporary name and moved into place, so a crash never leaves a
-half-written parquet; ``manifest.json`` records counts, seeds, hashes and the split version.
+half-written parquet; ``manifest.json`` records counts, seeds, hashes and the split.
+
+Reproducible in any process: some Reasoning-Gym generators draw from the iteration order of
+sets of strings (``rng.choice(list(letters))`` in isomorphic_strings and ransom_note, word sets
+in word_ladder, frozensets in knight_swap, sympy's ``free_symbols`` in polynomial_multiplication),
+and that order follows Python's per-process string-hash seed. So generated tasks are always
+built in worker processes started with ``PYTHONHASHSEED=0`` (`r1ci_verl.data.pinned_workers`;
+in this process when it already runs with that seed), whatever the caller's seed and
+``--workers``.
 """
 
 from __future__ import annotations
@@ -13,7 +21,6 @@ import hashlib
 import json
 import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -22,15 +29,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reward_fns.protocol import SYSTEM_PROMPT
+from r1ci_verl.data.pinned_workers import PinnedHashPool, hash_seed_pinned
 from r1ci_verl.data.sft_render import Step, TrajectoryError, render_sft_row
-from r1ci_verl.data.splits import CURRENT_VERSION, SPLITS, SplitError, TaskSplit, load_split
+from r1ci_verl.data.splits import BBH_HELDOUT_PRESET, EXCLUDED, SPLITS, SplitError, TaskSplit, load_split
 from r1ci_verl.data.tasks import FAMILIES, Task, TaskDataError, TaskQuestion, get_task, list_tasks
 from r1ci_verl.data.tasks.records import parse_records, sha256_file
 
 AGENT_NAME = "r1ci_code_interpreter"
 REWARD_STYLE = "rule"
 MANIFEST_NAME = "manifest.json"
-MANIFEST_FORMAT = "r1ci-data/1"
+MANIFEST_FORMAT = "r1ci-data/2"
+BUILD_OUTPUTS = ("train.parquet", "test.parquet", "sft.parquet")  # files a build owns in --out
 
 _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 RL_SCHEMA = pa.schema(
@@ -84,23 +93,24 @@ class BuildConfig:
     splits: list[str] = field(default_factory=lambda: list(SPLITS))
     max_per_task: int = 200  # paper: >= 200 questions per task where the source has them
     seed: int = 0  # drives generated tasks; fixed-data tasks take the first `max_per_task`
-    split_version: int = CURRENT_VERSION
-    split_file: str | None = None  # an explicit split file instead of the packaged version
-    symbench_hf_repo: str | None = None  # read SymBench from this HF dataset, not the bundled copy
-    symbench_hf_revision: str | None = None
+    split: str | None = None  # a packaged split preset; default: splits.DEFAULT_PRESET
+    split_file: str | None = None  # a user's split file instead of a preset
+    source: str | None = None  # SymBench/BBH in the published layout: a directory or hf:OWNER/NAME[@REV]
     workers: int = 1  # processes building tasks in parallel; does not change the output
 
     def validate(self) -> None:
         if self.workers < 1:
-            raise BuildError(f"workers must be >= 1, got {self.workers}")
+            raise BuildError(f"--workers must be >= 1, got {self.workers}")
         if self.max_per_task < 1:
-            raise BuildError(f"max_per_task must be >= 1, got {self.max_per_task}")
+            raise BuildError(f"--max-per-task must be >= 1, got {self.max_per_task}")
         unknown = sorted(set(self.families) - set(FAMILIES))
         if unknown:
             raise BuildError(f"unknown families {unknown}; known: {list(FAMILIES)}")
         bad_splits = sorted(set(self.splits) - set(SPLITS))
         if bad_splits or not self.splits:
             raise BuildError(f"splits must be a non-empty subset of {list(SPLITS)}, got {self.splits}")
+        if self.split and self.split_file:
+            raise BuildError("give --split or --split-file, not both")
 
 
 def question_index(question_id: str) -> int:
@@ -111,25 +121,58 @@ def question_index(question_id: str) -> int:
     return int.from_bytes(hashlib.sha256(question_id.encode("utf-8")).digest()[:8], "big") >> 11
 
 
-def select_tasks(config: BuildConfig) -> list[Task]:
-    """The tasks to build, in name order, with the SymBench source the config asks for."""
+@dataclass
+class TaskSelection:
+    """The tasks to build (name order) and what the user should hear about the choice."""
+
+    tasks: list[Task]
+    notices: list[str]
+    source_report: dict[str, Any] | None = None
+
+
+def select_tasks(config: BuildConfig, split: TaskSplit) -> TaskSelection:
+    """The tasks to build, read from the source the config names; unknown names are errors."""
     registered = list_tasks(config.families)
+    notices: list[str] = []
     if config.tasks:
         unknown = sorted(set(config.tasks) - set(list_tasks()))
         if unknown:
-            raise BuildError(f"unknown task(s) {unknown}; see `r1ci data list`")
+            raise BuildError(f"--tasks: unknown task(s) {unknown}; see `r1ci data list`")
         names = sorted(n for n in set(config.tasks) if n in registered)
         if not names:
-            raise BuildError(f"none of the tasks {config.tasks} is in families {config.families}")
+            raise BuildError(f"--tasks: none of {config.tasks} is in families {config.families}")
+        left_out = sorted(n for n in names if split.split_of(n) == EXCLUDED)
+        if left_out:
+            raise BuildError(f"--tasks: {left_out} are excluded by split {split.name} ({split.where()})")
     else:
-        names = registered
+        names = [n for n in registered if split.split_of(n) != EXCLUDED]
     tasks = [get_task(name) for name in names]
-    if config.symbench_hf_repo:
-        tasks = [
-            t.from_hf(config.symbench_hf_repo, config.symbench_hf_revision) if t.family == "symbench" else t
-            for t in tasks
-        ]
-    return tasks
+    report = None
+    if config.source:
+        tasks, report = _from_source(tasks, config.source, notices)
+    return TaskSelection(tasks=tasks, notices=notices, source_report=report)
+
+
+def _from_source(tasks: list[Task], source: str, notices: list[str]) -> tuple[list[Task], dict[str, Any]]:
+    from r1ci_verl.data.published_layout import cached_layout, resolve_source
+
+    local, not_downloaded = resolve_source(source)
+    root = str(local)
+    layout = cached_layout(root)
+    available = set(layout.tasks())
+    if not available:
+        raise BuildError(f"--source {source}: no task folder of the published layout found in {root}")
+    chosen = [t.from_layout(root) if t.name in available and hasattr(t, "from_layout") else t for t in tasks]
+    bundled = sorted(t.name for t in tasks if t.family in ("symbench", "bbh") and t.name not in available)
+    unrecognised = sorted({*layout.unrecognised, *not_downloaded})
+    if unrecognised:
+        notices.append(f"--source {source}: not recognised, not read: {', '.join(unrecognised)}")
+    if bundled:
+        shown = ", ".join(bundled[:6]) + (f" and {len(bundled) - 6} more" if len(bundled) > 6 else "")
+        notices.append(f"--source {source}: has no {shown}; {len(bundled)} task(s) read from the bundled copy")
+    report = {"source": source, "read": sorted(t.name for t in chosen if getattr(t, "layout_root", None)),
+              "bundled": bundled, "unrecognised": unrecognised}  # fmt: skip
+    return chosen, report
 
 
 def ground_truth_json(question: TaskQuestion, task: Task) -> str:
@@ -213,26 +256,59 @@ def task_rows(task: Task, side: str, max_per_task: int, seed: int) -> tuple[list
     return task_rows_, summary
 
 
-def build_rl_rows(config: BuildConfig, progress: bool = False) -> BuildResult:
+@dataclass
+class BuildPlan:
+    """Everything checked before any question is generated."""
+
+    config: BuildConfig
+    split: TaskSplit
+    jobs: list[tuple[Task, str]]
+    notices: list[str]
+    source_report: dict[str, Any] | None
+
+
+def plan_build(config: BuildConfig) -> BuildPlan:
+    """Check the config, the split and the task names; decide which task goes to which side."""
+    config.validate()
+    split = load_split(preset=config.split, path=config.split_file)
+    split.check_names(list_tasks())
+    selection = select_tasks(config, split)
+    jobs = [(task, split.split_of(task.name)) for task in selection.tasks]  # uncovered task: error
+    jobs = [(task, side) for task, side in jobs if side in config.splits]
+    if not jobs:
+        raise BuildError(f"nothing to build: no selected task is on the {config.splits} side of split {split.name}")
+    notices = list(selection.notices)
+    canary = sorted(t.name for t, side in jobs if side == "train" and t.family == "bbh")
+    if canary:
+        notices.append(
+            f"note: {len(canary)} BBH task(s) are on the train side of split {split.name} (BBH files ask to be "
+            f"kept out of training corpora); --split {BBH_HELDOUT_PRESET} keeps every BBH task on the test side"
+        )
+    return BuildPlan(config, split, jobs, notices, selection.source_report)
+
+
+def build_rl_rows(config: BuildConfig | BuildPlan, progress: bool = False) -> BuildResult:
     """All RL rows per split, in task-name then source order; refuses duplicate question ids.
 
-    With ``config.workers > 1`` tasks are built in worker processes; the output is the same.
+    Generated tasks run in worker processes with a pinned string-hash seed unless this process
+    has it already (module docstring); ``config.workers`` sets how many. The output is the same.
     """
-    config.validate()
-    split = load_split(version=config.split_version, path=config.split_file)
-    jobs = [(task, split.split_of(task.name)) for task in select_tasks(config)]  # uncovered task: error
-    jobs = [(task, side) for task, side in jobs if side in config.splits]
+    plan = config if isinstance(config, BuildPlan) else plan_build(config)
+    config = plan.config
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in config.splits}
     summaries: list[TaskSummary] = []
     owner_of_index: dict[int, str] = {}
-    args = [(task, side, config.max_per_task, config.seed) for task, side in jobs]
+    args = [(task, side, config.max_per_task, config.seed) for task, side in plan.jobs]
+    pin = not hash_seed_pinned()
+    remote = [config.workers > 1 or (pin and task.hash_order_sensitive) for task, _ in plan.jobs]
     with contextlib.ExitStack() as stack:
-        if config.workers > 1 and len(args) > 1:
-            pool = ProcessPoolExecutor(max_workers=min(config.workers, len(args)))
-            stack.callback(pool.shutdown, cancel_futures=True)  # on error, do not start queued tasks
-            results: Iterable[tuple[list[dict[str, Any]], TaskSummary]] = pool.map(task_rows, *zip(*args))
-        else:
-            results = (task_rows(*job) for job in args)
+        futures: dict[int, Any] = {}
+        if any(remote):
+            pool = stack.enter_context(PinnedHashPool(min(config.workers, sum(remote))))
+            futures = {i: pool.submit(task_rows, *job) for i, job in enumerate(args) if remote[i]}
+        results: Iterable[tuple[list[dict[str, Any]], TaskSummary]] = (
+            futures[i].result() if i in futures else task_rows(*job) for i, job in enumerate(args)
+        )
         if progress:
             from tqdm import tqdm
 
@@ -248,12 +324,19 @@ def build_rl_rows(config: BuildConfig, progress: bool = False) -> BuildResult:
                 owner_of_index[info["index"]] = info["question_id"]
             rows[summary.split].extend(task_rows_)
             summaries.append(summary)
-    return BuildResult(rows=rows, summaries=summaries, split=split)
+    return BuildResult(rows=rows, summaries=summaries, split=plan.split)
 
 
-def build(config: BuildConfig, progress: bool = False) -> dict[str, Any]:
-    """Write ``<out>/{train,test}.parquet`` and ``manifest.json``; return the manifest."""
-    result = build_rl_rows(config, progress=progress)
+def build(config: BuildConfig | BuildPlan, progress: bool = False) -> dict[str, Any]:
+    """Write ``<out>/{train,test}.parquet`` and ``manifest.json``; return the manifest.
+
+    Files of an earlier build in ``out`` that this build does not write (a ``test.parquet``
+    when only train is built, an ``sft.parquet`` rendered for other prompts) are removed, so
+    the directory holds exactly what the new manifest lists.
+    """
+    plan = config if isinstance(config, BuildPlan) else plan_build(config)
+    config = plan.config
+    result = build_rl_rows(plan, progress=progress)
     out = Path(config.out)
     files: dict[str, Any] = {}
     for side, side_rows in result.rows.items():
@@ -262,18 +345,22 @@ def build(config: BuildConfig, progress: bool = False) -> dict[str, Any]:
         path = out / f"{side}.parquet"
         digest = write_parquet_atomic(side_rows, RL_SCHEMA, path)
         files[path.name] = {"rows": len(side_rows), "sha256": digest}
-    if not files:
-        raise BuildError(f"nothing to write: no selected task is on the {config.splits} side of the split")
+    for stale in BUILD_OUTPUTS:
+        if stale not in files:
+            (out / stale).unlink(missing_ok=True)
     split_file = result.split.path
     manifest = {
         "format": MANIFEST_FORMAT,
         "r1ci_verl_version": _package_version(),
         "config": {k: v for k, v in asdict(config).items() if k not in ("out", "workers")},
         "split": {
+            "name": result.split.name,
+            "kind": result.split.kind,
             "version": result.split.version,
             "file": split_file.name if split_file else None,
             "sha256": sha256_file(split_file) if split_file else None,
         },
+        "source": plan.source_report,
         "files": files,
         "tasks": {s.task: {k: v for k, v in asdict(s).items() if k != "task"} for s in result.summaries},
         "counts": {
@@ -305,6 +392,47 @@ def _rows_by_family(summaries: Sequence[TaskSummary]) -> dict[str, int]:
 # ---------------------------------------------------------------- SFT
 
 
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def check_trajectory(origin: str, record: dict[str, Any]) -> None:
+    """Field types of one trajectory record; the error names the line and the field."""
+
+    def fail(field_name: str, expected: str, value: Any) -> BuildError:
+        return BuildError(f"{origin}, field {field_name!r}: expected {expected}, got {_type_name(value)} {value!r:.60}")
+
+    for name in ("question_id", "task"):
+        if not isinstance(record[name], str) or not record[name]:
+            raise fail(name, "a non-empty string", record[name])
+    if not isinstance(record["final"], str):
+        raise fail("final", "a string", record["final"])
+    answer = record.get("answer")
+    if answer is not None and not isinstance(answer, str):
+        raise fail("answer", "a string or null", answer)
+    prompt = record["prompt"]
+    if not isinstance(prompt, list) or not prompt:
+        raise fail("prompt", "a non-empty list of chat messages", prompt)
+    for number, message in enumerate(prompt):
+        if not isinstance(message, dict) or not all(isinstance(message.get(k), str) for k in ("role", "content")):
+            raise fail(f"prompt[{number}]", "a message {role: str, content: str}", message)
+    if prompt[-1]["role"] != "user":
+        raise BuildError(
+            f"{origin}, field 'prompt': the last message must be the user turn, got {prompt[-1]['role']!r}"
+        )
+    steps = record["steps"]
+    if not isinstance(steps, list):
+        raise fail("steps", "a list of steps", steps)
+    for number, step in enumerate(steps):
+        if not isinstance(step, dict):
+            raise fail(f"steps[{number}]", "an object {reasoning, code, output}", step)
+        for key in ("reasoning", "code", "output"):
+            if key not in step:
+                raise BuildError(f"{origin}, field 'steps[{number}]': missing {key!r}")
+            if not isinstance(step[key], str):
+                raise fail(f"steps[{number}].{key}", "a string", step[key])
+
+
 def sft_rows_from_trajectories(
     records: Iterable[tuple[str, dict[str, Any]]], split: TaskSplit, timeout_s: float | None = None
 ) -> list[dict[str, Any]]:
@@ -316,27 +444,31 @@ def sft_rows_from_trajectories(
     """
     rows: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
+    registered = set(list_tasks())
     for origin, record in records:
+        check_trajectory(origin, record)
         task = record["task"]
+        if task not in registered:
+            raise BuildError(f"{origin}, field 'task': unknown task {task!r}; see `r1ci data list`")
         try:
             side = split.split_of(task)
         except SplitError as exc:
             raise BuildError(f"{origin}: {exc}") from None
         if side != "train":
             raise BuildError(
-                f"{origin}: task {task!r} is on the {side} side of split v{split.version}; SFT data must come from training tasks"
+                f"{origin}, field 'task': {task!r} is on the {side} side of split {split.name}; "
+                "SFT data must come from training tasks"
             )
         qid = record["question_id"]
         if qid in seen:
-            raise BuildError(f"{origin}: duplicate question_id {qid!r} (first at {seen[qid]})")
+            raise BuildError(f"{origin}, field 'question_id': duplicate {qid!r} (first at {seen[qid]})")
         seen[qid] = origin
-        prompt = record["prompt"]
-        if not isinstance(prompt, list) or not prompt or prompt[-1].get("role") != "user":
-            raise BuildError(f"{origin}: field 'prompt' must be a list of chat messages ending with the user turn")
         try:
             steps = [Step.from_dict(s) for s in record["steps"]]
-            rendered = render_sft_row(prompt, steps, record["final"], record.get("answer"), timeout_s=timeout_s)
-        except (TrajectoryError, TypeError, AttributeError) as exc:
+            rendered = render_sft_row(
+                record["prompt"], steps, record["final"], record.get("answer"), timeout_s=timeout_s
+            )
+        except TrajectoryError as exc:
             raise BuildError(f"{origin}: {exc}") from None
         rows.append(
             {
@@ -356,14 +488,16 @@ def build_sft(trajectories: Path, out: Path, split: TaskSplit, timeout_s: float 
     """Render a JSONL file of teacher trajectories into ``<out>/sft.parquet``."""
     if not trajectories.is_file():
         raise BuildError(f"trajectory file not found: {trajectories}")
-    with trajectories.open(encoding="utf-8") as handle:
-        try:
+    try:
+        with trajectories.open(encoding="utf-8") as handle:
             records = [
                 (f"{trajectories}:{line}", record)
                 for line, record in parse_records(handle, str(trajectories), TRAJECTORY_FIELDS)
             ]
-        except TaskDataError as exc:
-            raise BuildError(str(exc)) from None
+    except TaskDataError as exc:
+        raise BuildError(str(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise BuildError(f"{trajectories}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     rows = sft_rows_from_trajectories(records, split, timeout_s=timeout_s)
     if not rows:
         raise BuildError(f"{trajectories}: no trajectories")

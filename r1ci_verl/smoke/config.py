@@ -9,6 +9,8 @@ from pathlib import Path
 # one held-out task for the test parquet. All build offline from bundled data / reasoning-gym.
 DEFAULT_TRAIN_TASKS = ("reasoning_gym/chain_sum", "reasoning_gym/gcd", "reasoning_gym/lcm", "symbench/game24")
 DEFAULT_TEST_TASKS = ("bbh/multistep_arithmetic_two",)
+# The split that puts the tasks above on those sides (every BBH task held out).
+DEFAULT_SPLIT = "bbh_heldout_v2"
 
 
 @dataclass
@@ -18,6 +20,7 @@ class SmokeConfig:
     out: Path
     train_tasks: tuple[str, ...] = DEFAULT_TRAIN_TASKS
     test_tasks: tuple[str, ...] = DEFAULT_TEST_TASKS
+    split: str = DEFAULT_SPLIT
     questions_per_task: int = 12
     seed: int = 0
     # SFT warm start (verl sft_trainer): teacher trajectories per solvable task, then GRPO

@@ -82,7 +82,8 @@ class Pipeline:
     def build_data(self) -> None:
         c = self.config
         self.run("data", self.cli("data", "build", "--out", str(self.data), "--tasks", *c.train_tasks, *c.test_tasks,
-                                  "--max-per-task", str(c.questions_per_task), "--seed", str(c.seed), "--quiet"))
+                                  "--max-per-task", str(c.questions_per_task), "--seed", str(c.seed), "--split", c.split,
+                                  "--quiet"))
 
     def write_sft_data(self) -> dict[str, int]:
         """Teacher trajectories on the first questions of each solvable task; GRPO gets the rest."""
@@ -97,7 +98,7 @@ class Pipeline:
         if not counts:
             raise StepFailed(f"the scripted teacher solved no question of {self.config.train_tasks}")
         self.run("sft_data", self.cli("data", "sft", "--trajectories", str(self.data / "teacher_trajectories.jsonl"),
-                                      "--out", str(self.data)))
+                                      "--out", str(self.data), "--split", self.config.split))
         sft_ids = {json.loads(line)["question_id"] for line in (self.data / "teacher_trajectories.jsonl").open()}
         grpo = [r for r in rows if r["extra_info"]["question_id"] not in sft_ids]
         pd.DataFrame(grpo).to_parquet(self.data / "grpo_train.parquet")

@@ -1,8 +1,11 @@
-"""`r1ci data build`: schema, determinism, split by task, verl's loaders, atomic writes, bad input."""
+"""`r1ci data build`: schema, determinism across processes, split by task, verl's loaders, atomic writes, bad input."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -13,10 +16,11 @@ from reward_fns.registry import Reference, get_verifier
 from r1ci_verl.data import build as data_build
 from r1ci_verl.cli import main as cli_main
 from r1ci_verl.data.build import RL_SCHEMA, BuildConfig, BuildError, build, question_index, write_parquet_atomic
-from r1ci_verl.data.splits import SplitError, load_split
+from r1ci_verl.data.splits import BBH_HELDOUT_PRESET, DEFAULT_PRESET, SplitError, load_split
 
+REPO = Path(__file__).resolve().parents[2]
 TRAIN_TASKS = ["symbench/game24", "symbench/pooling", "reasoning_gym/gcd"]
-TEST_TASKS = ["symbench/letter_logic_diagram", "bbh/navigate", "reasoning_gym/base_conversion"]
+TEST_TASKS = ["symbench/letter_logic_diagram", "bbh/web_of_lies", "reasoning_gym/count_bits"]  # default split
 PER_TASK = 4
 
 
@@ -42,7 +46,7 @@ def test_train_and_test_hold_their_tasks_with_counts(built):
         assert all(r["extra_info"]["split"] == side == split.split_of(r["data_source"]) for r in rows)
         assert manifest["files"][f"{side}.parquet"]["rows"] == len(rows)
     assert manifest["counts"]["tasks"] == {"train": 3, "test": 3}
-    assert manifest["split"]["version"] == split.version
+    assert manifest["split"]["name"] == DEFAULT_PRESET == split.name and manifest["split"]["kind"] == split.kind
     train_tasks = {r["data_source"] for r in pq.read_table(out / "train.parquet").to_pylist()}
     test_tasks = {r["data_source"] for r in pq.read_table(out / "test.parquet").to_pylist()}
     assert not train_tasks & test_tasks
@@ -127,12 +131,15 @@ def test_verl_rlhf_dataset_loads_the_parquet(built, tiny_tokenizer):
 
 
 def test_splits_and_families_select_what_is_written(tmp_path):
-    manifest = build(BuildConfig(out=str(tmp_path), families=["bbh"], tasks=None, max_per_task=2, splits=["test"]))
+    manifest = build(BuildConfig(out=str(tmp_path), families=["bbh"], tasks=None, max_per_task=2, splits=["test"],
+                                 split=BBH_HELDOUT_PRESET))  # fmt: skip
     assert set(manifest["files"]) == {"test.parquet"}
     assert {info["family"] for info in manifest["tasks"].values()} == {"bbh"}
     assert manifest["counts"]["rows"]["test"] == 2 * 27
-    with pytest.raises(BuildError, match="nothing to write"):
-        build(BuildConfig(out=str(tmp_path / "none"), families=["bbh"], max_per_task=2, splits=["train"]))
+    with pytest.raises(BuildError, match="nothing to build"):
+        build(BuildConfig(out=str(tmp_path / "none"), families=["bbh"], max_per_task=2, splits=["train"],
+                          split=BBH_HELDOUT_PRESET))  # fmt: skip
+    assert not (tmp_path / "none").exists()
 
 
 def test_task_outside_the_split_stops_the_build(tmp_path):
@@ -149,7 +156,7 @@ def test_task_outside_the_split_stops_the_build(tmp_path):
 def test_bad_config_is_refused(tmp_path):
     with pytest.raises(BuildError, match="unknown task"):
         build(BuildConfig(out=str(tmp_path), tasks=["symbench/nope"]))
-    with pytest.raises(BuildError, match="max_per_task"):
+    with pytest.raises(BuildError, match="max-per-task"):
         build(BuildConfig(out=str(tmp_path), max_per_task=0))
     with pytest.raises(BuildError, match="workers"):
         build(BuildConfig(out=str(tmp_path), workers=0))
@@ -189,10 +196,68 @@ def build_rows() -> list[dict]:
 
 def test_cli_builds_and_reports_errors(tmp_path, capsys):
     out = tmp_path / "cli"
-    code = cli_main(["data", "build", "--out", str(out), "--tasks", "symbench/pooling", "bbh/navigate",
+    code = cli_main(["data", "build", "--out", str(out), "--tasks", "symbench/pooling", "bbh/web_of_lies",
                      "--max-per-task", "2", "--quiet"])  # fmt: skip
     assert code == 0
     assert pq.read_table(out / "train.parquet").num_rows == 2 and pq.read_table(out / "test.parquet").num_rows == 2
     assert json.loads((out / "manifest.json").read_text())["files"]["test.parquet"]["rows"] == 2
-    assert cli_main(["data", "build", "--out", str(out), "--tasks", "symbench/nope", "--quiet"]) == 1
-    assert "unknown task(s) ['symbench/nope']" in capsys.readouterr().err
+    assert cli_main(["data", "build", "--out", str(out), "--tasks", "symbench/nope", "--quiet"]) == 2
+    assert "r1ci data build: error: --tasks: unknown task(s) ['symbench/nope']" in capsys.readouterr().err
+
+
+def test_bbh_on_the_training_side_is_said_in_one_line_naming_the_preset_that_avoids_it(tmp_path, capsys):
+    args = ["data", "build", "--tasks", "bbh/navigate", "symbench/pooling", "--max-per-task", "1", "--quiet"]
+    assert cli_main([*args, "--out", str(tmp_path / "a")]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "BBH" in line]
+    assert len(notes) == 1 and DEFAULT_PRESET in notes[0] and f"--split {BBH_HELDOUT_PRESET}" in notes[0]
+    assert cli_main([*args, "--out", str(tmp_path / "b"), "--split", BBH_HELDOUT_PRESET]) == 0
+    assert "BBH" not in capsys.readouterr().err
+
+
+def test_rebuild_into_an_earlier_build_leaves_only_what_the_manifest_lists(tmp_path):
+    build(BuildConfig(out=str(tmp_path), tasks=["symbench/pooling", "symbench/letter_logic_diagram"], max_per_task=2))
+    (tmp_path / "sft.parquet").write_bytes(b"rendered for the old prompts")
+    assert {p.name for p in tmp_path.iterdir()} == {"train.parquet", "test.parquet", "manifest.json", "sft.parquet"}
+    manifest = build(BuildConfig(out=str(tmp_path), tasks=["symbench/pooling"], max_per_task=2))
+    assert {p.name for p in tmp_path.iterdir()} == {*manifest["files"], "manifest.json"} == {
+        "train.parquet", "manifest.json"}  # fmt: skip
+
+
+def _build_in_a_fresh_process(out: Path, hash_seed: str, workers: int) -> None:
+    code = (
+        "from r1ci_verl.data.build import BuildConfig, build; "
+        f"build(BuildConfig(out={str(out)!r}, tasks={HASH_ORDER_TASKS!r}, max_per_task=6, seed=3, workers={workers}))"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO, timeout=300)
+
+
+# Generators that draw from set iteration order (measured: these differ between hash seeds unpinned).
+HASH_ORDER_TASKS = ["reasoning_gym/isomorphic_strings", "reasoning_gym/knight_swap",
+                    "reasoning_gym/polynomial_multiplication", "reasoning_gym/ransom_note"]  # fmt: skip
+
+
+def test_builds_are_byte_identical_across_processes_hash_seeds_and_workers(tmp_path):
+    runs = {"seed1": ("1", 1), "seed2": ("2", 2), "pinned": ("0", 1)}
+    for name, (hash_seed, workers) in runs.items():
+        _build_in_a_fresh_process(tmp_path / name, hash_seed, workers)
+    for file in ("train.parquet", "test.parquet", "manifest.json"):
+        present = [(tmp_path / name / file).exists() for name in runs]
+        assert len(set(present)) == 1
+        if present[0]:
+            contents = {(tmp_path / name / file).read_bytes() for name in runs}
+            assert len(contents) == 1, f"{file} differs between processes"
+
+
+def test_generated_questions_do_depend_on_the_hash_seed_when_not_pinned():
+    """The reason for pinning: without it these generators give different questions per process."""
+    code = (
+        "import json, reasoning_gym; ds = reasoning_gym.create_dataset('ransom_note', seed=5, size=4); "
+        "print(json.dumps([ds[i]['question'] for i in range(4)]))"
+    )
+    outputs = {
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed}, timeout=120).stdout  # fmt: skip
+        for seed in ("1", "2", "3")
+    }
+    assert len(outputs) > 1

@@ -104,7 +104,7 @@ def trajectory(row: dict, **overrides) -> dict:
 @pytest.fixture(scope="module")
 def rl_rows(tmp_path_factory) -> dict[str, list[dict]]:
     out = tmp_path_factory.mktemp("rl")
-    build(BuildConfig(out=str(out), tasks=["symbench/pooling", "bbh/navigate"], max_per_task=3))
+    build(BuildConfig(out=str(out), tasks=["symbench/pooling", "bbh/web_of_lies"], max_per_task=3))  # train, test
     return {side: pq.read_table(out / f"{side}.parquet").to_pylist() for side in ("train", "test")}
 
 
@@ -144,13 +144,13 @@ def test_sft_refuses_test_tasks_duplicates_and_broken_steps(rl_rows, tmp_path):
     split = load_split()
     train_row, test_row = rl_rows["train"][0], rl_rows["test"][0]
     bbh = write_jsonl(tmp_path / "bbh.jsonl", [trajectory(train_row), trajectory(test_row)])
-    with pytest.raises(BuildError, match=r"bbh\.jsonl:2: task 'bbh/navigate' is on the test side"):
+    with pytest.raises(BuildError, match=r"bbh\.jsonl:2, field 'task': 'bbh/web_of_lies' is on the test side"):
         build_sft(bbh, tmp_path, split)
     twice = write_jsonl(tmp_path / "twice.jsonl", [trajectory(train_row), trajectory(train_row)])
-    with pytest.raises(BuildError, match=r"twice\.jsonl:2: duplicate question_id"):
+    with pytest.raises(BuildError, match=r"twice\.jsonl:2, field 'question_id': duplicate"):
         build_sft(twice, tmp_path, split)
     broken = write_jsonl(tmp_path / "broken.jsonl", [trajectory(train_row, steps=[{"reasoning": "", "code": "x"}])])
-    with pytest.raises(BuildError, match=r"broken\.jsonl:1: step is missing field\(s\) \['output'\]"):
+    with pytest.raises(BuildError, match=r"broken\.jsonl:1, field 'steps\[0\]': missing 'output'"):
         build_sft(broken, tmp_path, split)
     with pytest.raises(BuildError, match="trajectory file not found"):
         build_sft(tmp_path / "missing.jsonl", tmp_path, split)

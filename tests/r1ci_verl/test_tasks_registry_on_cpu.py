@@ -38,7 +38,7 @@ def test_registered_tasks_match_the_bundled_files_and_the_allow_list():
     assert list_tasks(["reasoning_gym"]) == [f"reasoning_gym/{n}" for n in enabled_datasets()]
     assert set(SYMBENCH_CATEGORIES) == {p.stem for p in (DATA / "symbench").glob("*.jsonl")}
     assert set(BBH_CATEGORIES) == {p.stem for p in (DATA / "bbh").glob("*.jsonl")}
-    assert set(enabled_datasets()) <= set(REASONING_GYM_CATEGORIES)
+    assert set(enabled_datasets()) <= set(REASONING_GYM_CATEGORIES)  # reward_fns: the one list, with categories
 
 
 def test_registering_a_name_twice_or_a_bad_category_fails():
@@ -168,7 +168,7 @@ def test_rendered_prompt_formats_are_what_the_verifiers_accept():
 
 
 def test_question_less_symbench_tasks_get_prompts_from_meta():
-    assert set(PROMPT_RENDERERS) == {"blocksworld", "boxlift", "boxnet", "game24", "letters"}
+    assert set(PROMPT_RENDERERS) == {"blocksworld", "boxlift", "boxnet", "game24", "letters", "path_plan"}
     game24 = next(get_task("symbench/game24").questions(1))
     numbers = game24.reference.meta["derived_numbers"]
     assert all(str(n) in game24.prompt for n in numbers) and "24" in game24.prompt

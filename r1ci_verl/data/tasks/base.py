@@ -1,7 +1,9 @@
 """What a task is, and the registry that names them (in the spirit of reasoning-gym's factory).
 
 A task is a small frozen dataclass: its registered name doubles as the verifier name and the
-parquet ``data_source``, so one string routes a question from the builder to its reward.
+parquet ``data_source``, so one string routes a question from the builder to its reward. A task
+knows its verifier by looking it up in ``reward_fns``' registry (the one public registry for
+scoring); registering a task that has no verifier is an error, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator
 
-from reward_fns.registry import Reference
+from reward_fns.registry import Reference, Verifier, get_verifier, has_verifier
 
 FAMILIES = ("symbench", "bbh", "reasoning_gym")
 CATEGORIES = ("execution", "planning", "reasoning")
@@ -44,6 +46,9 @@ class Task(abc.ABC):
     """A named source of questions; `name` is ``<family>/<source_name>`` and the verifier name."""
 
     family: ClassVar[str] = ""
+    # True when question generation depends on the string-hash seed (set iteration order in a
+    # third-party generator): the builder then runs it in a process with a pinned seed.
+    hash_order_sensitive: ClassVar[bool] = False
 
     source_name: str
     category: str
@@ -51,6 +56,11 @@ class Task(abc.ABC):
     @property
     def name(self) -> str:
         return f"{self.family}/{self.source_name}"
+
+    @property
+    def verifier(self) -> Verifier:
+        """The function that scores answers to this task (``reward_fns.registry``, same name)."""
+        return get_verifier(self.name)
 
     def validate(self) -> None:
         if self.family not in FAMILIES:
@@ -77,6 +87,11 @@ def register_task(task: Task, *, overwrite: bool = False) -> Task:
     if not isinstance(task, Task):
         raise TypeError(f"register_task expects a Task instance, got {type(task).__name__}")
     task.validate()
+    if not has_verifier(task.name):
+        raise ValueError(
+            f"task {task.name!r} has no verifier: register one under that name with "
+            "reward_fns.register_verifier before registering the task"
+        )
     if task.name in _TASKS and not overwrite and _TASKS[task.name] != task:
         raise ValueError(f"task {task.name!r} is already registered")
     _TASKS[task.name] = task

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
@@ -53,18 +53,33 @@ class BBHTask(Task):
     family: ClassVar[str] = "bbh"
 
     data_dir: str = str(BUNDLED_DIR)
+    layout_root: str | None = None  # a directory in the published layout: read from it instead
 
     @property
     def data_file(self) -> Path:
         return Path(self.data_dir) / f"{self.source_name}.jsonl"
+
+    def from_layout(self, root: str) -> "BBHTask":
+        """This task, read from ``BIG-Bench-Hard/bbh/<task>.json`` under `root` instead of the bundled copy."""
+        return replace(self, layout_root=root)
+
+    def _records(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """``(origin for errors, source for rows, record)`` in source order."""
+        if self.layout_root is not None:
+            from r1ci_verl.data.published_layout import cached_layout
+
+            for record in cached_layout(self.layout_root).records(self.name):
+                yield f"{self.layout_root}: {record['id']}", f"published:{record['id']}", record
+            return
+        for line_no, record in read_jsonl_records(self.data_file, RECORD_FIELDS):
+            yield f"{self.data_file}:{line_no}", f"{self.family}/{self.data_file.name}:{line_no}", record
 
     def questions(self, max_count: int, seed: int = 0) -> Iterator[TaskQuestion]:
         del seed  # fixed data: the first `max_count` records, in source order
         if max_count <= 0:
             return
         count = 0
-        for line_no, record in read_jsonl_records(self.data_file, RECORD_FIELDS):
-            origin = f"{self.data_file}:{line_no}"
+        for origin, source, record in self._records():
             answer, question = record["answer"], record["question"]
             if record["task"] != self.source_name:
                 raise TaskDataError(f"{origin}: field 'task' is {record['task']!r}, expected {self.source_name!r}")
@@ -76,13 +91,17 @@ class BBHTask(Task):
                 question_id=f"{self.family}/{record['id']}",
                 prompt=user_prompt(question),
                 reference=Reference(task=self.name, answer=answer, meta={}),
-                source=f"{self.family}/{self.data_file.name}:{line_no}",
+                source=source,
             )
             count += 1
             if count >= max_count:
                 return
 
     def source_fingerprint(self, max_count: int, seed: int = 0) -> dict[str, Any]:
+        if self.layout_root is not None:
+            from r1ci_verl.data.published_layout import cached_layout
+
+            return {"published_layout": True, "sha256": cached_layout(self.layout_root).fingerprint(self.name)}
         return {"file": f"bbh/{self.data_file.name}", "sha256": sha256_file(self.data_file)}
 
 

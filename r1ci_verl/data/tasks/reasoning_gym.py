@@ -52,6 +52,7 @@ class ReasoningGymTask(Task):
     """One Reasoning-Gym dataset with its default configuration (plus `config` overrides)."""
 
     family: ClassVar[str] = "reasoning_gym"
+    hash_order_sensitive: ClassVar[bool] = True  # e.g. rng.choice(list(a_set)) in isomorphic_strings
 
     config_json: str = "{}"  # extra dataset config as JSON (keeps the dataclass hashable)
 

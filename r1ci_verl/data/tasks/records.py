@@ -43,8 +43,13 @@ def read_jsonl_records(path: Path, required: tuple[str, ...]) -> Iterator[tuple[
     """`parse_records` over a file; a missing file is a clear error, not an empty task."""
     if not path.is_file():
         raise FileNotFoundError(f"task data file not found: {path}")
+    count = 0
     with path.open(encoding="utf-8") as handle:
-        yield from parse_records(handle, str(path), required)
+        for item in parse_records(handle, str(path), required):
+            count += 1
+            yield item
+    if count == 0:
+        raise TaskDataError(f"{path}: empty task file: no records")
 
 
 def sha256_file(path: Path) -> str:

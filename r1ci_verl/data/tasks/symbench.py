@@ -1,4 +1,4 @@
-"""SymBench tasks: the bundled JSONL copy, or the upstream HF dataset where it can be reached."""
+"""SymBench tasks: the bundled JSONL copy, or the full data in its published folder layout."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from reward_fns.symbench import reference_from_record
 from r1ci_verl.data.assets import SYMBENCH_DIR
 from r1ci_verl.data.tasks.base import Task, TaskDataError, TaskQuestion, register_task
 from r1ci_verl.data.tasks.records import read_jsonl_records, sha256_file
-from r1ci_verl.data.tasks.symbench_prompts import PROMPT_RENDERERS
+from r1ci_verl.data.tasks.symbench_prompts import ANSWER_FORMATS, PROMPT_RENDERERS
 
 BUNDLED_DIR = SYMBENCH_DIR
 RECORD_FIELDS = ("id", "task", "question", "solution", "meta")
@@ -49,6 +49,10 @@ SYMBENCH_CATEGORIES: dict[str, str] = {
     "string_synthesis": "execution",
     "sudoku": "planning",
     "synthesis_decomposition": "execution",
+    "gsm_hard": "execution",
+    "math_geometry": "reasoning",
+    "math_counting_and_probability": "reasoning",
+    "path_plan": "planning",
 }
 
 
@@ -67,22 +71,22 @@ class SymBenchTask(Task):
     family: ClassVar[str] = "symbench"
 
     data_dir: str = str(BUNDLED_DIR)
-    hf_repo: str | None = None  # e.g. "owner/SymBench": load from the HF dataset instead
-    hf_revision: str | None = None
+    layout_root: str | None = None  # a directory in the published layout: read from it instead
 
     @property
     def data_file(self) -> Path:
         return Path(self.data_dir) / f"{self.source_name}.jsonl"
 
-    def from_hf(self, repo_id: str, revision: str | None = None) -> "SymBenchTask":
-        """This task, read from the upstream HF dataset `repo_id` instead of the bundled copy."""
-        return replace(self, hf_repo=repo_id, hf_revision=revision)
+    def from_layout(self, root: str) -> "SymBenchTask":
+        """This task, read from a directory in the published layout instead of the bundled copy."""
+        return replace(self, layout_root=root)
 
     def _records(self) -> Iterable[tuple[str, dict[str, Any]]]:
-        if self.hf_repo is not None:
-            from r1ci_verl.data.hf_symbench import load_symbench_records
+        if self.layout_root is not None:
+            from r1ci_verl.data.published_layout import cached_layout
 
-            yield from load_symbench_records(self.hf_repo, self.source_name, revision=self.hf_revision)
+            for record in cached_layout(self.layout_root).records(self.name):
+                yield f"{self.layout_root}: {record['id']}", record
             return
         for line_no, record in read_jsonl_records(self.data_file, RECORD_FIELDS):
             yield f"{self.data_file}:{line_no}", record  # full path: errors must point at the file
@@ -113,6 +117,8 @@ class SymBenchTask(Task):
                 ) from None
         else:
             question = record["question"]
+            if isinstance(question, str) and self.source_name in ANSWER_FORMATS:
+                question = f"{question.rstrip()}\n\n{ANSWER_FORMATS[self.source_name]}"
             if not isinstance(question, str) or not question.strip():
                 raise TaskDataError(f"{origin}: field 'question' is empty for task {self.source_name!r}")
             if record["solution"] is None:
@@ -123,12 +129,16 @@ class SymBenchTask(Task):
             question_id=f"{self.family}/{record['id']}",
             prompt=user_prompt(question),
             reference=reference_for(record, origin),
-            source=origin if self.hf_repo is not None else f"{self.family}/{Path(origin).name}",
+            source=(
+                f"published:{record['id']}" if self.layout_root is not None else f"{self.family}/{Path(origin).name}"
+            ),
         )
 
     def source_fingerprint(self, max_count: int, seed: int = 0) -> dict[str, Any]:
-        if self.hf_repo is not None:
-            return {"hf_repo": self.hf_repo, "hf_revision": self.hf_revision, "file": f"{self.source_name}.jsonl"}
+        if self.layout_root is not None:
+            from r1ci_verl.data.published_layout import cached_layout
+
+            return {"published_layout": True, "sha256": cached_layout(self.layout_root).fingerprint(self.name)}
         return {"file": f"symbench/{self.data_file.name}", "sha256": sha256_file(self.data_file)}
 
 

@@ -1,4 +1,5 @@
-"""Questions for the five SymBench tasks that store no question text, rendered from `meta`.
+"""Questions for the six SymBench tasks that store no question text, rendered from `meta`,
+and the answer-format line for stored questions that name no format (GSM-Hard, MATH).
 
 CodeSteer builds these prompts in code; the wording here is our own, but each asks for the
 answer format the SymBench verifiers parse (see the data README).
@@ -93,10 +94,54 @@ def letters_prompt(meta: dict[str, Any]) -> str:
     )
 
 
+def _point(point: list[float]) -> str:
+    return f"({point[0]}, {point[1]})"
+
+
+def _rectangle(bounds: list[float]) -> str:
+    x0, x1, y0, y1 = bounds
+    return f"x from {x0} to {x1}, y from {y0} to {y1}"
+
+
+def path_plan_prompt(meta: dict[str, Any]) -> str:
+    walls = "\n".join(f"- {_rectangle(wall)}" for wall in meta["walls"])
+    boxes = "\n".join(f"- {colour}: {_rectangle(bounds)}" for colour, bounds in meta["boxes"].items())
+    return (
+        "Plan a path for a robot moving in a plane. Every wall and every coloured box is an "
+        "axis-aligned rectangle.\n\n"
+        f"Walls:\n{walls}\n\n"
+        f"Coloured boxes (rooms, areas):\n{boxes}\n\n"
+        f"The robot starts at {_point(meta['start'])} and must end at {_point(meta['end'])}.\n"
+        f"Instruction: {meta['instruction']}\n\n"
+        "The robot moves in straight lines between consecutive waypoints. No segment may touch a "
+        "wall. A box counts as entered when a segment passes through it; a box to avoid must not be "
+        "touched at all, its boundary included. Boxes to be visited in order must be entered in "
+        "that order.\n"
+        "Give the waypoints, the start point first and the end point last, as a list of (x, y) "
+        "pairs inside <<< >>>, for example:\n"
+        "<<<[(-1.3, -1.3), (0.0, -1.0), (1.3, 1.3)]>>>"
+    )
+
+
+# Stored questions that name no answer format: the line appended to them.
+ANSWER_FORMATS: dict[str, str] = {
+    "gsm_hard": "Give the final answer as a number, without units, inside <<< >>>, for example <<<42>>>.",
+    "math_geometry": (
+        "Give the final answer in its simplest exact form (LaTeX is fine) inside <<< >>>, "
+        "for example <<<\\frac{3}{4}>>> or <<<2\\sqrt{3}>>>."
+    ),
+    "math_counting_and_probability": (
+        "Give the final answer in its simplest exact form (LaTeX is fine) inside <<< >>>, "
+        "for example <<<\\frac{3}{4}>>> or <<<120>>>."
+    ),
+}
+
+
 PROMPT_RENDERERS: dict[str, PromptRenderer] = {
     "blocksworld": blocksworld_prompt,
     "boxlift": boxlift_prompt,
     "boxnet": boxnet_prompt,
     "game24": game24_prompt,
     "letters": letters_prompt,
+    "path_plan": path_plan_prompt,
 }
