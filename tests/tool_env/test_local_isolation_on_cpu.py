@@ -302,3 +302,20 @@ def test_rlimit_level_scrubs_earlier_runs_from_memory_too() -> None:
         output_hex = in_output.encode().hex()
         sandbox.run(f"secret = {in_code!r}\nprint(bytes.fromhex({output_hex!r}).decode())")
         assert run_ok(sandbox, SCAN_MEMORY.format(hexes=[in_code.encode().hex(), output_hex])) == "[]\n"
+
+
+def test_next_run_cannot_read_a_predecessor_that_is_still_exiting() -> None:
+    """A big run takes a while to exit (its memory is freed first, its files after); the next run
+    must not start while /proc/<pid>/root of the previous one still leads to its files."""
+    skip_without_namespace()
+    config = SandboxConfig(isolation="namespace", **{**ISOLATION_CONFIG, "memory_mb": 2048})
+    with create_sandbox(config) as sandbox:
+        marker = "R1CI-EXITING-" + os.urandom(8).hex()
+        planted = sandbox.run(f"open('left.txt', 'w').write({marker!r})\nheap = b'x' * (600 << 20)\nprint('big')")
+        assert planted.stdout == "big\n", planted
+        look = (
+            "import os\nfound = []\nfor pid in os.listdir('/proc'):\n    if pid.isdigit() and int(pid) not in (1, os.getpid()):\n"
+            "        try:\n            found.append(open(f'/proc/{pid}/root/tmp/work/left.txt').read())\n"
+            "        except OSError:\n            pass\nprint(found)"
+        )
+        assert run_ok(sandbox, look) == "[]\n"

@@ -49,6 +49,26 @@ def wait_child(pid: int, timeout_s: float) -> tuple[int, int | None]:
         delay = min(delay * 2, 0.002)
 
 
+def wait_released(pid: int, timeout_s: float) -> bool:
+    """Wait until a killed process no longer shows its memory and files through /proc.
+
+    An exiting process drops its memory, then its root and cwd, well before it becomes a
+    zombie (its tmpfs are torn down in between): a run must not start while a killed
+    predecessor could still be read through /proc/<pid>/{mem,root,cwd}. True once released.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.0001
+    while True:
+        try:
+            os.readlink(f"/proc/{pid}/root")
+        except OSError:  # gone, a zombie, or not ours to read (then not the next run's either)
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.002)
+
+
 def alive(pid: int) -> bool:
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)

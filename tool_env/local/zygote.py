@@ -121,6 +121,9 @@ class Zygote:
                 self.prefork = None
             child = self.prefork or self.fork_child(persistent=False)
             self.prefork = None
+        for pid in self.exiting:  # the fast path did not wait for the previous run to go
+            if not reaping.wait_released(pid, CLEANUP_DEADLINE_S):
+                raise RuntimeError("a killed run stayed readable through /proc")
         started = time.monotonic()
         capture = self.capture
         execute(child, code, capture, started + timeout_s, self.max_stream_bytes)
@@ -256,19 +259,21 @@ def main() -> None:
             break
         code = bytearray(int(request.get(PAYLOAD_KEY) or 0))
         try:
-            read_payload_into(ctl_in, code)
-            reply = zygote.handle(request, code)
-            views = payload(zygote.capture, reply) if request.get("op") == "run" else []
-            reply[PAYLOAD_KEY] = sum(len(view) for view in views)
-            write_frame(ctl_out, reply)
-            write_views(ctl_out, views)
-        except OSError as exc:
-            if exc.errno == errno.EPIPE:
+            try:
+                read_payload_into(ctl_in, code)
+                reply = zygote.handle(request, code)
+                views = payload(zygote.capture, reply) if request.get("op") == "run" else []
+                reply[PAYLOAD_KEY] = sum(len(view) for view in views)
+            except Exception as exc:  # report, then die: the host replaces a broken worker
+                write_frame(ctl_out, {"fatal": f"{type(exc).__name__}: {exc}"})
                 break
-            raise
-        except Exception as exc:  # report, then die: the host replaces a broken worker
-            write_frame(ctl_out, {"fatal": f"{type(exc).__name__}: {exc}"})
-            break
+            try:
+                write_frame(ctl_out, reply)
+                write_views(ctl_out, views)
+            except OSError as exc:
+                if exc.errno == errno.EPIPE:
+                    break
+                raise
         finally:  # before the next child is forked from this memory (`scrub`)
             wipe(code)
             zygote.capture.wipe()
