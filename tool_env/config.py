@@ -24,7 +24,7 @@ class SandboxConfig:
     """How code runs. Defaults follow the R1-CI paper (60 s per execution, stateless)."""
 
     backend: str = "local"
-    isolation: str = "auto"  # auto: namespace where the kernel allows, else rlimit (logged loudly)
+    isolation: str = "auto"  # auto: namespace, or an error where the kernel forbids it (rlimit only when named)
     timeout_s: float = 60.0  # wall clock per run
     max_output_chars: int = 8192  # per stream; head and tail kept, middle replaced by a notice
     memory_mb: int = 2048  # RLIMIT_AS of the child
@@ -33,6 +33,8 @@ class SandboxConfig:
     max_file_mb: int = 64  # RLIMIT_FSIZE
     max_open_files: int = 256  # RLIMIT_NOFILE
     disk_mb: int = 256  # size of each private tmpfs (/tmp with the work dir, /dev/shm) in namespace mode
+    disk_inodes: int = 100_000  # files and directories each private tmpfs may hold (namespace mode)
+    extra_ro_paths: tuple[str, ...] = ()  # host paths bound read-only into the namespace sandbox
     preload_modules: tuple[str, ...] = DEFAULT_PRELOAD
     pool_size: int = 0  # concurrent runs (warm workers) per process; 0 = this process's share of the node
     processes_per_node: int = 0  # processes on this node that each run a pool; 0 = $R1CI_SANDBOX_PROCESSES_PER_NODE or 1
@@ -43,6 +45,7 @@ class SandboxConfig:
 
     def __post_init__(self) -> None:
         self.preload_modules = tuple(self.preload_modules)
+        self.extra_ro_paths = tuple(self.extra_ro_paths)
         self.validate()
 
     def validate(self) -> None:
@@ -58,6 +61,10 @@ class SandboxConfig:
         _check_range("max_file_mb", self.max_file_mb, 1, 1_048_576)
         _check_range("max_open_files", self.max_open_files, 16, 1_048_576)
         _check_range("disk_mb", self.disk_mb, 1, 1_048_576)
+        _check_range("disk_inodes", self.disk_inodes, 64, 100_000_000)
+        for path in self.extra_ro_paths:
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ValueError(f"SandboxConfig.extra_ro_paths: {path!r} is not an absolute path")
         _check_range("pool_size", self.pool_size, 0, 4096)
         _check_range("processes_per_node", self.processes_per_node, 0, 4096)
         _check_range("max_sessions", self.max_sessions, 0, 1_000_000)

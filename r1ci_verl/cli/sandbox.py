@@ -3,7 +3,7 @@
     r1ci sandbox run solution.py                 # prints stdout/stderr, exits with the run's status
     echo 'print(6 * 7)' | r1ci sandbox run -     # code from stdin
     r1ci sandbox run --json --timeout 5 -        # the full ExecutionResult as JSON
-    r1ci sandbox bench --quick                   # latency/throughput vs subprocess.run
+    r1ci sandbox bench --quick                   # latency, throughput, CPU per run vs a plain interpreter start
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--json", action="store_true", help="print the ExecutionResult as JSON")
     run.set_defaults(func=_run)
 
-    bench = commands.add_parser("bench", help="latency/throughput vs a subprocess.run baseline")
-    bench.add_argument("--quick", action="store_true", help="a few seconds, first isolation level only")
+    bench = commands.add_parser("bench", help="latency, throughput and CPU per run vs a plain interpreter start")
+    bench.add_argument("--quick", action="store_true", help="under a minute, first isolation level only")
     bench.add_argument("--isolation", choices=("namespace", "rlimit"), action="append",
                        help="level(s) to measure (default: every level that works here)")
     bench.set_defaults(func=_bench)
@@ -119,10 +119,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from tool_env.bench import format_report, full_plan, quick_plan, run_benchmark
-    from tool_env.local.isolation import namespace_problem
+    from tool_env.benchmark import available_levels, format_report, full_plan, quick_plan, run_benchmark
 
-    levels = tuple(args.isolation or (("namespace", "rlimit") if namespace_problem() is None else ("rlimit",)))
+    levels = tuple(args.isolation or available_levels())
     plan = quick_plan(levels) if args.quick else full_plan(levels)
     print(format_report(run_benchmark(plan), plan))
     return 0

@@ -171,11 +171,12 @@ def test_idle_stateful_sessions_expire_after_their_ttl() -> None:
 def test_abandoned_stateful_session_is_still_reaped_by_ttl() -> None:
     import gc
 
-    with create_sandbox(SandboxConfig(pool_size=1, session_ttl_s=1, **FAST)) as sandbox:
+    # a TTL well above one run's latency on a loaded machine, so the session is still open when counted
+    with create_sandbox(SandboxConfig(pool_size=1, session_ttl_s=3, **FAST)) as sandbox:
         sandbox.session(stateful=True).run("x = 1")  # never closed, no reference kept
         gc.collect()
         assert sandbox.metrics()["sandbox/open_sessions"] == 1.0
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 15
         while sandbox.metrics()["sandbox/open_sessions"] and time.monotonic() < deadline:
             time.sleep(0.1)
         assert sandbox.metrics()["sandbox/open_sessions"] == 0.0

@@ -6,7 +6,7 @@ import os
 import sys
 
 from tool_env.local import isolation
-from tool_env.local.zygote import _has_entries, _wipe
+from tool_env.local.scratch import has_entries as _has_entries, wipe as _wipe
 
 
 def test_wipe_empties_scratch_but_keeps_bound_paths_and_their_parents(tmp_path) -> None:
@@ -33,10 +33,13 @@ def test_interpreter_under_tmp_is_bound_back_once(monkeypatch) -> None:
     monkeypatch.setattr(isolation, "PACKAGE_ROOT", "/tmp/ci/checkout")
     monkeypatch.setattr(sys, "executable", "/tmp/ci/checkout/.venv/bin/python")
     kept = isolation.interpreter_paths_to_keep()
-    assert kept == ["/tmp/ci/checkout"]  # nested paths collapse into their ancestor
+    assert kept == ["/tmp/ci/checkout/.venv"]  # nested paths collapse; the checkout itself is not bound
     argv = isolation._bwrap_argv(disk_mb=8)
-    bind = argv.index("/tmp/ci/checkout") - 1
+    bind = argv.index("/tmp/ci/checkout/.venv") - 1
     assert argv[bind] == "--ro-bind" and argv.index("--tmpfs") < bind  # bound after /tmp is replaced
+    assert "/tmp/ci/checkout" not in argv  # only its package, at the sandbox's own path
+    package = argv.index("/tmp/ci/checkout/tool_env")
+    assert argv[package - 1] == "--ro-bind" and argv[package + 1] == "/sandbox/tool_env"
 
 
 def test_nothing_is_bound_back_when_python_lives_elsewhere(monkeypatch) -> None:

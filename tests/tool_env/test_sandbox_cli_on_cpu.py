@@ -37,12 +37,34 @@ def test_missing_file_is_a_clear_error(tmp_path, capsys) -> None:
 
 def test_benchmark_smoke() -> None:
     """The README's main job (`r1ci sandbox bench`) must keep working; timings are not asserted."""
-    from tool_env.bench import Plan, format_report, run_benchmark
+    from tool_env.benchmark import Plan, format_report, run_benchmark
     from tool_env.local.isolation import resolve_isolation
 
-    plan = Plan(2, 1, (2,), lambda c: 2, (resolve_isolation("auto"),), ("trivial",))
+    plan = Plan(latency_runs=2, naive_latency_runs=2, concurrency=(2,), throughput_runs=lambda c: 2,
+                levels=(resolve_isolation("auto"),), throughput_snippets=("trivial",),
+                pool_sizes=(1,), saturation_runs=2, tail_concurrency=4, tail_runs=4)
     report = run_benchmark(plan, log=lambda _: None)
-    assert all(p50 > 0 for p50, _ in report.latency_ms.values())
-    assert set(report.latency_ms) >= {("naive", "trivial", "subprocess"), ("naive", "numpy", "subprocess")}
+    assert all(samples and min(samples) > 0 for samples in report.latency_s.values())
+    assert {(name, snippet, "subprocess") for name in ("plain", "venv") for snippet in ("trivial", "numpy")} <= set(report.latency_s)
+    assert len(report.tail["latency"]) == len(report.tail["queue_wait"]) == 4
     text = format_report(report, plan)
-    assert "Throughput (runs/s)" in text and "x the naive throughput" in text
+    assert "plain throughput" in text and "CPU per stateless run" in text and "projected for a 64-core" in text
+
+
+def test_cpu_accounting_sees_what_live_descendants_burn() -> None:
+    """CPU per run is read from /proc as well as rusage: the sandbox's workers are never reaped
+    during a measurement, so CPU burnt by a live grandchild must be counted."""
+    import subprocess
+    import sys
+
+    from tool_env.benchmark import process_tree_cpu_s
+
+    burn = "import time, sys\nwhile time.process_time() < 0.3: pass\nprint('burnt', flush=True)\nsys.stdin.read()"
+    spawn = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn!r}])"
+    before = process_tree_cpu_s()
+    with subprocess.Popen([sys.executable, "-I", "-S", "-c", spawn], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          text=True) as proc:
+        assert proc.stdout.readline() == "burnt\n"
+        after = process_tree_cpu_s()  # both processes still alive: nothing reaped yet
+        proc.stdin.close()
+    assert after[1] - before[1] >= 0.25

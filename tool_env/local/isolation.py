@@ -1,15 +1,20 @@
 """Isolation levels: decide once, loudly, how workers are walled off; build their launch plan.
 
 - ``namespace``: each worker is a bubblewrap sandbox: new user, pid, net, ipc, uts and mount
-  namespaces; the host filesystem read-only; private size-capped tmpfs on /tmp (the work dir
-  lives there) and /dev/shm; the zygote is pid 1, so killing it ends every process in the
-  sandbox. When we are root, the sandbox is entered as a private unprivileged uid, so host
-  files readable only by root stay unreadable and RLIMIT_NPROC is enforced.
+  namespaces; a filesystem built from an allow-list (the system's /usr and libraries, the
+  interpreter with its stdlib and site-packages, this package, a few loader files of /etc,
+  whatever `SandboxConfig.extra_ro_paths` names: all read-only; a read-only minimal /dev;
+  /proc of its own pid namespace); nothing else of the host exists inside. Every run then
+  gets fresh user, mount and IPC namespaces with new size- and inode-capped tmpfs on /tmp
+  (the work dir lives there) and /dev/shm (`run_namespaces`), so nothing a run leaves there
+  reaches a later run. The zygote is pid 1, so killing it ends every process in the
+  sandbox. When we are root, the sandbox is entered as a private unprivileged uid, so
+  RLIMIT_NPROC is enforced per worker.
 - ``rlimit``: no namespaces (the kernel or container forbids them). Runs still get rlimits, a
   clean environment, their own session, a private work dir and, when we are root, a private
   unprivileged uid per worker; but the network and the host filesystem (world-readable and
-  world-writable places such as /tmp) stay reachable. Chosen only when asked for, or by
-  ``auto`` with a warning naming the reason.
+  world-writable places such as /tmp) stay reachable. Chosen only when asked for: ``auto``
+  refuses to fall back to it.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ PROBE_TIMEOUT_S = 20.0
 STREAM_BYTES_PER_CHAR = 64  # a run printing this much more than the cap is stopped, not drained for minutes
 MIN_STREAM_BYTES = 16 * 1024 * 1024
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding tool_env/
+PACKAGE_NAME = "tool_env"
+SANDBOX_PACKAGE_ROOT = "/sandbox"  # where this package alone is bound inside (not its checkout)
+SYSTEM_RO_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC_RO_PATHS = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime", "/etc/alternatives")
 BOOT = (
     "import sys; sys.path.insert(0, {root!r}); "
     "from tool_env.local.zygote import main; main()"
@@ -81,13 +90,12 @@ def resolve_isolation(requested: str) -> str:
         return "namespace"
     if requested == "namespace":
         raise RuntimeError(f"SandboxConfig.isolation='namespace' is unavailable: {problem}")
-    log.warning(
-        "tool_env sandbox: FALLING BACK to isolation=rlimit because namespaces are unavailable "
-        "(%s). Executed code can reach the network and read world-readable host files. "
-        "Install bubblewrap and allow unprivileged user namespaces for full isolation.",
-        problem,
+    raise RuntimeError(
+        f"SandboxConfig.isolation='auto' found no namespace isolation here ({problem}) and will not "
+        "fall back to 'rlimit', where executed code reaches the network and the host filesystem "
+        "(and, without root, runs as this process's own uid). Install bubblewrap and allow "
+        "unprivileged user namespaces, or set isolation='rlimit' to accept that explicitly."
     )
-    return "rlimit"
 
 
 @functools.lru_cache(maxsize=1)
@@ -97,7 +105,12 @@ def namespace_problem() -> str | None:
         return "bubblewrap (bwrap) is not installed"
     lease = UidLease.acquire() if running_as_root() else None
     try:
-        argv = _bwrap_argv(disk_mb=8) + [sys.executable, "-I", "-c", "import os; os.getpid()"]
+        probe = (
+            f"import sys; sys.path.insert(0, {SANDBOX_PACKAGE_ROOT!r}); "
+            "from tool_env.local.run_namespaces import enter_fresh_namespaces; "
+            f"enter_fresh_namespaces({_fresh_namespaces(8 * 1024 * 1024, 64)!r})"
+        )
+        argv = _bwrap_argv(disk_mb=8) + [sys.executable, "-I", "-c", probe]
         proc = subprocess.run(
             argv,
             env=_minimal_env(NAMESPACE_WORKDIR),
@@ -119,7 +132,9 @@ def build_plan(level: str, config: SandboxConfig) -> LaunchPlan:
     """Launch plan for one worker at `level` (a fresh uid lease and work dir each time)."""
     lease = UidLease.acquire() if running_as_root() else None
     uid = lease.uid if lease else None
-    boot = [sys.executable, "-I", "-c", BOOT.format(root=PACKAGE_ROOT)]
+    extra = check_extra_paths(config.extra_ro_paths)
+    root = SANDBOX_PACKAGE_ROOT if level == "namespace" else PACKAGE_ROOT
+    boot = [sys.executable, "-I", "-c", BOOT.format(root=root)]
     rlimits = {
         "RLIMIT_AS": config.memory_mb * 1024 * 1024,
         "RLIMIT_CPU": int(config.cpu_time_s),
@@ -138,12 +153,12 @@ def build_plan(level: str, config: SandboxConfig) -> LaunchPlan:
         settings.update(
             kill_mode="pidns",
             workdir=NAMESPACE_WORKDIR,
-            scratch_dirs=list(PRIVATE_MOUNTS),
-            keep_paths=interpreter_paths_to_keep(),
+            scratch_dirs=[],  # nothing to wipe: every run gets fresh tmpfs mounts
+            fresh_namespaces=_fresh_namespaces(config.disk_mb * 1024 * 1024, config.disk_inodes, extra),
             child_uid=None,  # the namespace maps a single uid; `user=` below drops us to it
             env=_minimal_env(NAMESPACE_WORKDIR),
         )
-        argv = _bwrap_argv(disk_mb=config.disk_mb) + boot
+        argv = _bwrap_argv(disk_mb=config.disk_mb, extra_ro_paths=extra) + boot
         return LaunchPlan(level, argv, settings["env"], settings, user=uid, lease=lease)
     host_dir = tempfile.mkdtemp(prefix="tool_env-")
     os.chmod(host_dir, 0o711)  # the run's uid may enter its work dir, not list siblings
@@ -158,42 +173,95 @@ def build_plan(level: str, config: SandboxConfig) -> LaunchPlan:
     return LaunchPlan(level, boot, settings["env"], settings, user=None, lease=lease, host_dir=host_dir)
 
 
-PRIVATE_MOUNTS = ("/tmp", "/dev/shm")  # replaced by empty tmpfs inside the sandbox
+PRIVATE_MOUNTS = ("/tmp", "/dev/shm")  # replaced by empty tmpfs inside the sandbox, for every run
 
 
-def interpreter_paths_to_keep() -> list[str]:
-    """Host paths the sandboxed Python needs that a private /tmp or /dev/shm would hide.
+def _fresh_namespaces(size_bytes: int, inodes: int, extra_ro_paths: list[str] = ()) -> dict[str, Any]:
+    """What each run's child mounts for itself (see `run_namespaces`)."""
+    return {
+        "tmpfs": [{"path": path, "size_bytes": size_bytes, "inodes": inodes} for path in PRIVATE_MOUNTS],
+        "keep_paths": interpreter_paths_to_keep(extra_ro_paths),
+        "workdir": NAMESPACE_WORKDIR,
+    }
 
-    A checkout or virtualenv under /tmp (common in CI) holds the interpreter, its
-    site-packages and this package; they are bound back read-only, nothing else of /tmp is.
-    """
-    wanted = {sys.prefix, sys.base_prefix, sys.exec_prefix, PACKAGE_ROOT, os.path.dirname(sys.executable)}
+
+def check_extra_paths(paths: tuple[str, ...]) -> list[str]:
+    """`extra_ro_paths` as absolute existing paths, or a ValueError naming the bad one."""
+    checked = []
+    for path in paths:
+        if not os.path.isabs(path) or not os.path.exists(path):
+            raise ValueError(f"SandboxConfig.extra_ro_paths: {path!r} is not an existing absolute path")
+        checked.append(os.path.normpath(path))
+    return checked
+
+
+def interpreter_paths() -> list[str]:
+    """Host paths the sandboxed Python needs: its prefixes (stdlib, site-packages) and binary."""
+    wanted = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(sys.executable)}
     wanted |= {os.path.realpath(p) for p in list(wanted)}
-    hidden = sorted(
-        p for p in wanted if any(p == m or p.startswith(m + "/") for m in PRIVATE_MOUNTS) and p not in PRIVATE_MOUNTS
-    )
-    return [p for i, p in enumerate(hidden) if not any(p.startswith(q + "/") for q in hidden[:i])]
+    executable = os.path.realpath(sys.executable)
+    wanted.add(os.path.dirname(executable))
+    return _outermost(p for p in wanted if not _covered_by_system(p))
 
 
-def _bwrap_argv(disk_mb: int) -> list[str]:
-    size = str(disk_mb * 1024 * 1024)
-    keep = [arg for path in interpreter_paths_to_keep() for arg in ("--ro-bind", path, path)]
+def _covered_by_system(path: str) -> bool:
+    return any(path == s or path.startswith(s + "/") for s in SYSTEM_RO_PATHS)
+
+
+def _outermost(paths: Any) -> list[str]:
+    ordered = sorted(set(paths))
+    return [p for i, p in enumerate(ordered) if not any(p.startswith(q + "/") for q in ordered[:i])]
+
+
+def interpreter_paths_to_keep(extra_ro_paths: list[str] = ()) -> list[str]:
+    """The read-only binds that a private /tmp or /dev/shm would hide, bound again over it.
+
+    A virtualenv under /tmp (common in CI) holds the interpreter and its site-packages;
+    it is bound back read-only, nothing else of the host's /tmp is.
+    """
+    return [
+        p
+        for p in _outermost([*interpreter_paths(), *extra_ro_paths])
+        if any(p.startswith(m + "/") for m in PRIVATE_MOUNTS)
+    ]
+
+
+def filesystem_args(tmp_bytes: int, extra_ro_paths: list[str] = ()) -> list[str]:
+    """The sandbox's whole filesystem, built from an allow-list (the host root is not bound).
+
+    System directories and loader files (symlinks such as a merged-/usr /lib stay symlinks),
+    the interpreter's prefixes, this package alone at `SANDBOX_PACKAGE_ROOT`, and the
+    configured extra paths: all read-only. /tmp comes before the binds so that an
+    interpreter under /tmp is bound over it; /dev is bubblewrap's minimal one, made read-only.
+    """
+    args: list[str] = []
+    for path in (*SYSTEM_RO_PATHS, *ETC_RO_PATHS):
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.exists(path):
+            args += ["--ro-bind", path, path]
+    args += ["--dev", "/dev", "--proc", "/proc", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
+    for path in _outermost([*interpreter_paths(), *extra_ro_paths]):
+        args += ["--ro-bind", path, path]
+    package = os.path.join(PACKAGE_ROOT, PACKAGE_NAME)
+    args += ["--ro-bind", package, os.path.join(SANDBOX_PACKAGE_ROOT, PACKAGE_NAME)]
+    args += ["--remount-ro", "/dev", "--remount-ro", "/"]  # no run may plant files for the next
+    return args
+
+
+def _bwrap_argv(disk_mb: int, extra_ro_paths: list[str] = ()) -> list[str]:
     return [
         "bwrap",
         "--unshare-all",  # user, pid, net (loopback only), ipc, uts, cgroup
         "--die-with-parent",
         "--as-pid-1",  # the zygote is init: its death kills the whole sandbox
         "--new-session",
-        "--ro-bind", "/", "/",
-        "--dev", "/dev",
-        "--proc", "/proc",
-        "--size", size, "--tmpfs", "/tmp",
-        "--size", size, "--tmpfs", "/dev/shm",
-        *keep,
+        *filesystem_args(disk_mb * 1024 * 1024, extra_ro_paths),
         "--uid", str(SANDBOX_UID),
         "--gid", str(SANDBOX_UID),
         "--hostname", "sandbox",
         "--cap-drop", "ALL",
+        "--cap-add", "CAP_SYS_ADMIN",  # the zygote's only one, so each child can unshare and mount; dropped there
         "--chdir", "/tmp",
         "--",
     ]

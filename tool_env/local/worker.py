@@ -14,7 +14,8 @@ import time
 from typing import Any
 
 from tool_env.local.isolation import LaunchPlan, user_kwargs
-from tool_env.local.wire import FrameError, FrameReader, encode_frame
+from tool_env.local.reply import assemble
+from tool_env.local.wire import PAYLOAD_KEY, FrameError, FrameReader, encode_frame
 
 START_TIMEOUT_S = 120.0  # interpreter start + preload imports on a busy machine
 STOP_GRACE_S = 2.0  # time the zygote gets to clean up after stdin closes
@@ -65,8 +66,13 @@ class Worker:
         """Send one request; the reply must arrive within `timeout_s` plus a grace period."""
         if not self.alive:
             raise WorkerDied("worker already stopped")
+        code = None
+        if "code" in request:  # sent raw after the header: the zygote never parses it (`scrub`)
+            request = dict(request)
+            code = request.pop("code").encode("utf-8", "surrogatepass")
+            request[PAYLOAD_KEY] = len(code)
         try:
-            self._send(request)
+            self._send(request, code)
             reply = self._receive(time.monotonic() + timeout_s + REPLY_GRACE_S)
         except WorkerDied:
             self.kill()
@@ -74,10 +80,16 @@ class Worker:
         if "fatal" in reply:
             self.kill()
             raise WorkerDied(f"sandbox worker failed: {reply['fatal']}")
+        if request.get("op") == "run":
+            try:
+                return assemble(reply, reply.pop("payload", b""), int(self.plan.settings["max_output_chars"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                self.kill()
+                raise WorkerDied(f"worker sent a malformed reply: {exc}") from None
         return reply
 
-    def _send(self, obj: Any) -> None:
-        data = memoryview(encode_frame(obj))
+    def _send(self, obj: Any, payload: bytes | None = None) -> None:
+        data = memoryview(encode_frame(obj) + (payload or b""))
         try:
             while data:
                 data = data[os.write(self._in, data) :]
