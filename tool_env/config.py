@@ -35,6 +35,7 @@ class SandboxConfig:
     disk_mb: int = 256  # size of each private tmpfs (/tmp with the work dir, /dev/shm) in namespace mode
     disk_inodes: int = 100_000  # files and directories each private tmpfs may hold (namespace mode)
     extra_ro_paths: tuple[str, ...] = ()  # host paths bound read-only into the namespace sandbox
+    hidden_paths: tuple[str, ...] = ()  # host paths masked (empty, read-only) even under an allowed path
     preload_modules: tuple[str, ...] = DEFAULT_PRELOAD
     pool_size: int = 0  # concurrent runs (warm workers) per process; 0 = this process's share of the node
     processes_per_node: int = 0  # processes on this node that each run a pool; 0 = $R1CI_SANDBOX_PROCESSES_PER_NODE or 1
@@ -46,6 +47,7 @@ class SandboxConfig:
     def __post_init__(self) -> None:
         self.preload_modules = tuple(self.preload_modules)
         self.extra_ro_paths = tuple(self.extra_ro_paths)
+        self.hidden_paths = tuple(self.hidden_paths)
         self.validate()
 
     def validate(self) -> None:
@@ -62,9 +64,10 @@ class SandboxConfig:
         _check_range("max_open_files", self.max_open_files, 16, 1_048_576)
         _check_range("disk_mb", self.disk_mb, 1, 1_048_576)
         _check_range("disk_inodes", self.disk_inodes, 64, 100_000_000)
-        for path in self.extra_ro_paths:
-            if not isinstance(path, str) or not path.startswith("/"):
-                raise ValueError(f"SandboxConfig.extra_ro_paths: {path!r} is not an absolute path")
+        for name in ("extra_ro_paths", "hidden_paths"):
+            for path in getattr(self, name):
+                if not isinstance(path, str) or not path.startswith("/"):
+                    raise ValueError(f"SandboxConfig.{name}: {path!r} is not an absolute path")
         _check_range("pool_size", self.pool_size, 0, 4096)
         _check_range("processes_per_node", self.processes_per_node, 0, 4096)
         _check_range("max_sessions", self.max_sessions, 0, 1_000_000)

@@ -123,9 +123,10 @@ async def check_client(client: Any) -> None:
 
 
 def open_sandbox(args: argparse.Namespace):
+    from r1ci_verl.rollout.sandbox_service import hide_task_data
     from tool_env import SandboxConfig, create_sandbox
 
-    return create_sandbox(SandboxConfig(backend=args.sandbox_backend, timeout_s=args.code_timeout))
+    return create_sandbox(hide_task_data(SandboxConfig(backend=args.sandbox_backend, timeout_s=args.code_timeout)))
 
 
 def command_logger(name: str, quiet: bool = False) -> logging.Logger:

@@ -20,6 +20,7 @@ import os
 import socket
 from typing import Any
 
+from r1ci_verl.data.assets import ASSETS_DIR
 from tool_env import SandboxConfig
 from tool_env.shared import SharedSandbox, ashared_sandbox
 
@@ -39,6 +40,18 @@ def _cpu_nodes() -> int:
         return max(1, sum(1 for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0))
     except Exception:  # noqa: BLE001 - no cluster to ask: assume one node
         return 1
+
+
+def hide_task_data(config: SandboxConfig) -> SandboxConfig:
+    """`config` with this package's bundled task data (questions with their answers) hidden.
+
+    Installed without `-e`, the package sits in site-packages, which the sandbox must bind for
+    numpy and friends: without the mask, model code could read the answer it is scored on.
+    """
+    hidden = str(ASSETS_DIR)
+    if hidden in config.hidden_paths:
+        return config
+    return dataclasses.replace(config, hidden_paths=(*config.hidden_paths, hidden))
 
 
 def agent_workers(rollout_config: Any) -> int:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Mapping
 
 from reward_fns import protocol
+from r1ci_verl.rollout.sandbox_service import hide_task_data
 from tool_env import SandboxConfig
 
 
@@ -35,6 +36,7 @@ class AgentLoopSettings:
     def __post_init__(self) -> None:
         if isinstance(self.sandbox, Mapping) or self.sandbox is None:
             self.sandbox = SandboxConfig.from_mapping(self.sandbox)
+        self.sandbox = hide_task_data(self.sandbox)
         if not isinstance(self.max_code_calls, int) or self.max_code_calls < 0:
             raise ValueError(f"agent_loop.max_code_calls must be an int >= 0, got {self.max_code_calls!r}")
         if not isinstance(self.max_generate_calls, int) or self.max_generate_calls < 1:

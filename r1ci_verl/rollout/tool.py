@@ -32,6 +32,7 @@ from verl.tools.base_tool import BaseTool
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
 from reward_fns import protocol
+from r1ci_verl.rollout.sandbox_service import hide_task_data
 from tool_env import AsyncSession, ExecutionResult, SandboxConfig
 from tool_env.result import is_infra_failure
 from tool_env.shared import ashared_sandbox, prepare_shared_sandbox
@@ -66,7 +67,7 @@ class CodeInterpreterTool(BaseTool):
         super().__init__(config, schema)
         config = config or {}
         sandbox_values = {k: v for k, v in config.items() if k not in NON_SANDBOX_KEYS}
-        self.sandbox_config = SandboxConfig.from_mapping(sandbox_values)
+        self.sandbox_config = hide_task_data(SandboxConfig.from_mapping(sandbox_values))
         self._sessions: dict[str, tuple[AsyncSession, float]] = {}  # trajectory key -> (session, last use)
         self._sessions_lock = asyncio.Lock()
         self._closing: set[asyncio.Task] = set()

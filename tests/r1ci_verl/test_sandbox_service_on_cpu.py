@@ -183,3 +183,33 @@ def test_trainer_stops_a_run_whose_sandbox_fails(monkeypatch):
     with pytest.raises(SandboxFailureError, match="50% of this step's 40 code calls"):
         step_metrics(monkeypatch, rows, {})
     assert step_metrics(monkeypatch, rows, {"r1ci": {"max_sandbox_failure_rate": 1.0}})["sandbox/failure_rate"] == 0.5
+
+
+def test_bundled_task_answers_are_hidden_from_the_loops_sandbox():
+    """Installed without -e, the package (with its bundled answers) sits in site-packages, which
+    the sandbox binds: simulated by binding the package directory, the answers stay hidden."""
+    import os
+
+    from r1ci_verl.data.assets import ASSETS_DIR
+    from r1ci_verl.rollout.settings import AgentLoopSettings
+    from tool_env import create_sandbox
+    from tool_env.local.isolation import namespace_problem
+
+    problem = namespace_problem()
+    if problem:
+        if os.environ.get("R1CI_REQUIRE_NAMESPACE") == "1":
+            pytest.fail(f"namespace isolation required here: {problem}")
+        pytest.skip(problem)
+    package = ASSETS_DIR.parent
+    settings = AgentLoopSettings.from_layers({"sandbox": {"isolation": "namespace", "pool_size": 1, "timeout_s": 5,
+                                                          "extra_ro_paths": [str(package)]}})
+    assert str(ASSETS_DIR) in settings.sandbox.hidden_paths
+    code = (
+        "import os\n"
+        f"print(os.path.exists({str(package / 'plugin.py')!r}))\n"
+        f"print(os.listdir({str(ASSETS_DIR)!r}))\n"
+    )
+    with create_sandbox(settings.sandbox) as sandbox:
+        result = sandbox.run(code)
+    assert result.ok, result
+    assert result.stdout == "True\n[]\n"

@@ -319,3 +319,28 @@ def test_next_run_cannot_read_a_predecessor_that_is_still_exiting() -> None:
             "        except OSError:\n            pass\nprint(found)"
         )
         assert run_ok(sandbox, look) == "[]\n"
+
+
+def test_hidden_paths_are_masked_under_an_allowed_path(host_data) -> None:
+    """A path under an allowed bind (a package's bundled answers in site-packages) stays hidden."""
+    skip_without_namespace()
+    answers = host_data / "answers"
+    answers.mkdir()
+    (answers / "gold.jsonl").write_text("secret-gold-answer")
+    (host_data / "key.txt").write_text("secret-key")
+    config = SandboxConfig(
+        isolation="namespace", extra_ro_paths=(str(host_data),),
+        hidden_paths=(str(answers), str(host_data / "key.txt")), **ISOLATION_CONFIG,
+    )
+    with create_sandbox(config) as sandbox:
+        code = (
+            "import os\n"
+            f"root = {str(host_data)!r}\n"
+            "print(open(os.path.join(root, 'train.parquet')).read())\n"
+            "print(sorted(os.listdir(os.path.join(root, 'answers'))))\n"
+            "try:\n    print(repr(open(os.path.join(root, 'key.txt')).read()))\nexcept OSError as e:\n    print('unreadable', e.errno)\n"
+            "try:\n    open(os.path.join(root, 'answers', 'planted'), 'w')\nexcept OSError as e:\n    print('read-only', e.errno)\n"
+        )
+        out = run_ok(sandbox, code)
+    assert out.splitlines() == ["ground_truth=42", "[]", "unreadable 13", "read-only 30"]
+    assert "secret" not in out

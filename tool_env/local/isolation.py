@@ -158,7 +158,7 @@ def build_plan(level: str, config: SandboxConfig) -> LaunchPlan:
             child_uid=None,  # the namespace maps a single uid; `user=` below drops us to it
             env=_minimal_env(NAMESPACE_WORKDIR),
         )
-        argv = _bwrap_argv(disk_mb=config.disk_mb, extra_ro_paths=extra) + boot
+        argv = _bwrap_argv(disk_mb=config.disk_mb, extra_ro_paths=extra, hidden_paths=config.hidden_paths) + boot
         return LaunchPlan(level, argv, settings["env"], settings, user=uid, lease=lease)
     host_dir = tempfile.mkdtemp(prefix="tool_env-")
     os.chmod(host_dir, 0o711)  # the run's uid may enter its work dir, not list siblings
@@ -226,7 +226,7 @@ def interpreter_paths_to_keep(extra_ro_paths: list[str] = ()) -> list[str]:
     ]
 
 
-def filesystem_args(tmp_bytes: int, extra_ro_paths: list[str] = ()) -> list[str]:
+def filesystem_args(tmp_bytes: int, extra_ro_paths: list[str] = (), hidden_paths: tuple[str, ...] = ()) -> list[str]:
     """The sandbox's whole filesystem, built from an allow-list (the host root is not bound).
 
     System directories and loader files (symlinks such as a merged-/usr /lib stay symlinks),
@@ -241,22 +241,39 @@ def filesystem_args(tmp_bytes: int, extra_ro_paths: list[str] = ()) -> list[str]
         elif os.path.exists(path):
             args += ["--ro-bind", path, path]
     args += ["--dev", "/dev", "--proc", "/proc", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
-    for path in _outermost([*interpreter_paths(), *extra_ro_paths]):
+    bound = _outermost([*interpreter_paths(), *extra_ro_paths])
+    for path in bound:
         args += ["--ro-bind", path, path]
     package = os.path.join(PACKAGE_ROOT, PACKAGE_NAME)
     args += ["--ro-bind", package, os.path.join(SANDBOX_PACKAGE_ROOT, PACKAGE_NAME)]
+    args += mask_args(hidden_paths, [*SYSTEM_RO_PATHS, *bound])
     args += ["--remount-ro", "/dev", "--remount-ro", "/"]  # no run may plant files for the next
     return args
 
 
-def _bwrap_argv(disk_mb: int, extra_ro_paths: list[str] = ()) -> list[str]:
+def mask_args(hidden_paths: tuple[str, ...], bound_roots: list[str]) -> list[str]:
+    """Hide host paths that an allowed bind would expose, e.g. a package's bundled answers in
+    site-packages: a directory becomes an empty read-only tmpfs, a file unreadable. Paths
+    outside every bound root are invisible anyway and need no mask."""
+    args: list[str] = []
+    for path in dict.fromkeys(os.path.realpath(p) for p in hidden_paths):
+        if not any(path == root or path.startswith(root.rstrip("/") + "/") for root in bound_roots):
+            continue
+        if os.path.isdir(path):
+            args += ["--size", "4096", "--tmpfs", path, "--remount-ro", path]
+        elif os.path.exists(path):
+            args += ["--ro-bind", "/dev/null", path]
+    return args
+
+
+def _bwrap_argv(disk_mb: int, extra_ro_paths: list[str] = (), hidden_paths: tuple[str, ...] = ()) -> list[str]:
     return [
         "bwrap",
         "--unshare-all",  # user, pid, net (loopback only), ipc, uts, cgroup
         "--die-with-parent",
         "--as-pid-1",  # the zygote is init: its death kills the whole sandbox
         "--new-session",
-        *filesystem_args(disk_mb * 1024 * 1024, extra_ro_paths),
+        *filesystem_args(disk_mb * 1024 * 1024, extra_ro_paths, hidden_paths),
         "--uid", str(SANDBOX_UID),
         "--gid", str(SANDBOX_UID),
         "--hostname", "sandbox",
