@@ -13,6 +13,18 @@ from r1ci_verl.data.tasks.base import Task, TaskDataError
 _T = TypeVar("_T", bound="BundledJsonlTask")
 
 
+def json_lines(lines: Iterable[str], origin: str) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, value)`` for each non-blank line; invalid JSON names `origin` and the 1-based line."""
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TaskDataError(f"{origin}:{line_no}: invalid JSON ({exc.msg})") from None
+        yield line_no, value
+
+
 def parse_records(lines: Iterable[str], origin: str, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, record)`` for each non-blank JSON line of `origin`.
 
@@ -20,13 +32,7 @@ def parse_records(lines: Iterable[str], origin: str, required: tuple[str, ...]) 
     duplicate ``id`` values, naming `origin` and the 1-based line.
     """
     seen: dict[str, int] = {}
-    for line_no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TaskDataError(f"{origin}:{line_no}: invalid JSON ({exc.msg})") from None
+    for line_no, record in json_lines(lines, origin):
         if not isinstance(record, dict):
             raise TaskDataError(f"{origin}:{line_no}: expected a JSON object, got {type(record).__name__}")
         missing = [name for name in required if name not in record]
