@@ -37,10 +37,7 @@ def option_match(answer: str, target: str) -> bool:
 
 def yes_no_match(answer: str, target: str) -> bool:
     """yes/no and True/False targets: the answer must state the same truth value."""
-    given, expected = yes_no(answer), yes_no(target)
-    if expected is None:
-        raise ValueError(f"target {target!r} is not yes/no or True/False")
-    return given is not None and given == expected
+    return _same_parsed(yes_no, answer, target, "yes/no or True/False")
 
 
 def valid_invalid_match(answer: str, target: str) -> bool:
@@ -50,9 +47,14 @@ def valid_invalid_match(answer: str, target: str) -> bool:
 
 def integer_match(answer: str, target: str) -> bool:
     """Integer targets: numerically equal (commas, units, "24.0" and number words tolerated)."""
-    given, expected = parse_quantity(answer), parse_quantity(target)
+    return _same_parsed(parse_quantity, answer, target, "a number")
+
+
+def _same_parsed(parse: Callable[[str], object], answer: str, target: str, kind: str) -> bool:
+    """Answer and target parse to the same value; a target that does not parse is bad data, not a miss."""
+    given, expected = parse(answer), parse(target)
     if expected is None:
-        raise ValueError(f"target {target!r} is not a number")
+        raise ValueError(f"target {target!r} is not {kind}")
     return given is not None and given == expected
 
 

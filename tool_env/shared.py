@@ -25,6 +25,8 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tool_env.base import AsyncSession, Sandbox, SandboxClosedError, SandboxUnavailableError, Session
@@ -58,21 +60,21 @@ def _claim(config: SandboxConfig) -> tuple[str, "SharedSandbox | None", concurre
 
 def shared_sandbox(config: SandboxConfig) -> "SharedSandbox":
     """The process-wide sandbox for `config`, built here (blocking, unchecked) if it is not yet."""
-    key, sandbox, build, owner = _claim(config)
-    if sandbox is not None:
-        return sandbox
-    if owner:
-        _build(key, config, build, check=False)
-    return build.result()
+    return _claim_or_build(config, check=False)
 
 
 def prepare_shared_sandbox(config: SandboxConfig) -> "SharedSandbox":
     """Build, validate and warm the shared sandbox now (worker start); SandboxUnavailableError if it cannot run code."""
+    return _claim_or_build(config, check=True)
+
+
+def _claim_or_build(config: SandboxConfig, check: bool) -> "SharedSandbox":
+    """The built sandbox, or this thread's own blocking build, or the wait on another caller's."""
     key, sandbox, build, owner = _claim(config)
     if sandbox is not None:
         return sandbox
     if owner:
-        _build(key, config, build, check=True)
+        _build(key, config, build, check=check)
     return build.result()
 
 
@@ -231,6 +233,16 @@ class _Capped:
     def evict(self) -> None:
         raise NotImplementedError
 
+    @contextmanager
+    def _running(self) -> Iterator[None]:
+        """Busy while a run is in flight (never evicted then); afterwards most recently used."""
+        self.busy = True
+        try:
+            yield
+        finally:
+            self.busy = False
+            self._owner.touch(self)
+
     def _mark(self, result: ExecutionResult) -> ExecutionResult:
         if self._evicted:
             self._evicted = False
@@ -246,12 +258,8 @@ class CappedSession(_Capped, Session):
                 raise SandboxClosedError("session is closed")
             self._owner.admit(self)
             self._inner = self._owner.inner.session(stateful=True)
-        self.busy = True
-        try:
+        with self._running():
             return self._mark(self._inner.run(code, timeout_s))
-        finally:
-            self.busy = False
-            self._owner.touch(self)
 
     def evict(self) -> None:
         inner, self._inner = self._inner, None
@@ -274,12 +282,8 @@ class CappedAsyncSession(_Capped, AsyncSession):
         if self._inner is None:
             self._owner.admit(self)
             self._inner = self._owner.inner.async_session(stateful=True)
-        self.busy = True
-        try:
+        with self._running():
             return self._mark(await self._inner.run(code, timeout_s))
-        finally:
-            self.busy = False
-            self._owner.touch(self)
 
     def evict(self) -> None:
         inner, self._inner = self._inner, None

@@ -7,7 +7,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from r1ci_verl.cli.errors import RunError, UsageError, check_output_path
+from r1ci_verl.cli.errors import UsageError, check_output_path
 from r1ci_verl.cli.rollout_args import add_client_args, add_rule_args, check_rule_args
 
 
@@ -74,31 +74,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _evaluate(args, client, questions, config, out: Path, log) -> int:
-    from r1ci_verl.cli.rollout_args import check_client, open_sandbox
+    from r1ci_verl.cli.offline import client_and_sandbox, raise_if_failed
     from r1ci_verl.evaluation import bar_chart, evaluate, markdown, open_store, summarize
     from r1ci_verl.rollout.offline import write_json_atomic, write_text_atomic
 
-    sandbox = None
-    try:
-        await check_client(client)
-        if config.rollout.rules.max_code_calls > 0:
-            sandbox = open_sandbox(args)
+    with_sandbox = config.rollout.rules.max_code_calls > 0
+    async with client_and_sandbox(args, client, log, with_sandbox=with_sandbox) as open_session:
         out.mkdir(parents=True, exist_ok=True)
         with open_store(out / "samples.jsonl") as store:
-            failures = await evaluate(questions, client, store, config,
-                                      (lambda: sandbox.async_session()) if sandbox is not None else None,
-                                      progress=not args.no_progress)
+            failures = await evaluate(questions, client, store, config, open_session, progress=not args.no_progress)
             wanted = {(q.index, s) for q in questions for s in range(config.n)}
             records = [r for r in store.records if (int(r["index"]), int(r["sample"])) in wanted]
-    finally:
-        retries = client.usage.retry_line()
-        if retries:
-            log.warning("%s", retries)
-        await client.aclose()
-        if sandbox is not None:
-            sandbox.close()
-    if failures:
-        raise RunError(f"{failures} answers failed (see above); rerun the same command to retry them")
+    raise_if_failed(failures)
     records.sort(key=lambda r: (r["task"], int(r["index"]), int(r["sample"])))
     report = {
         "version": 1, "model": args.model, "data": str(args.data),

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from r1ci_verl.cli.errors import RunError, UsageError, check_output_path
+from r1ci_verl.cli.errors import UsageError, check_output_path
 from r1ci_verl.cli.rollout_args import add_client_args, add_rule_args, check_rule_args
 
 POTENTIAL_SUFFIXES = (".parquet", ".jsonl")
@@ -59,7 +59,7 @@ def _check(args: argparse.Namespace) -> tuple[list[str], Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from r1ci_verl.cli.rollout_args import build_client, check_client, command_logger, open_sandbox, rollout_settings
+    from r1ci_verl.cli.rollout_args import build_client, command_logger, rollout_settings
     from r1ci_verl.potential import PotentialConfig, SampleStore, load_questions, potential_table, write_table
 
     log = command_logger("potential", quiet=args.quiet)
@@ -81,36 +81,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _sample(args, client, questions, config, samples_path, log) -> int:
-    from r1ci_verl.cli.rollout_args import check_client, open_sandbox
+    from r1ci_verl.cli.offline import client_and_sandbox, raise_if_failed, usage_line
     from r1ci_verl.potential import SampleStore, potential_table, sample_potential, write_table
     from r1ci_verl.potential.strategies import get_strategy
 
-    sandbox = None
-    try:
-        await check_client(client)
-        if any(get_strategy(name).runs_code for name in config.strategies):
-            sandbox = open_sandbox(args)
+    runs_code = any(get_strategy(name).runs_code for name in config.strategies)
+    async with client_and_sandbox(args, client, log, with_sandbox=runs_code) as open_session:
         with SampleStore(samples_path) as store:
             failures = await sample_potential(
-                questions, client, store, config,
-                open_session=(lambda: sandbox.async_session()) if sandbox is not None else None,
-                progress=not args.no_progress,
+                questions, client, store, config, open_session=open_session, progress=not args.no_progress,
             )
             records = list(store.records)
-    finally:
-        retries = client.usage.retry_line()
-        if retries:
-            log.warning("%s", retries)
-        await client.aclose()
-        if sandbox is not None:
-            sandbox.close()
-    if failures:
-        raise RunError(f"{failures} answers failed (see above); rerun the same command to retry them")
+    raise_if_failed(failures)
     write_table(potential_table(questions, records, config), args.out)
-    log.info("wrote p and potential of %d questions to %s (%s)", len(questions), args.out, _usage(client))
+    log.info("wrote p and potential of %d questions to %s (%s)", len(questions), args.out, usage_line(client))
     return 0
-
-
-def _usage(client) -> str:
-    u = client.usage
-    return f"{u.requests} requests, {u.prompt_tokens} prompt + {u.completion_tokens} completion tokens"

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from r1ci_verl.cli.data import _add_split_options
-from r1ci_verl.cli.errors import RunError, UsageError, check_output_path
+from r1ci_verl.cli.errors import UsageError, check_output_path
 from r1ci_verl.cli.rollout_args import add_client_args, add_rule_args, check_rule_args
 
 
@@ -92,27 +92,16 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 async def _synth(args, client, questions, config, out: Path, samples: Path, log) -> int:
-    from r1ci_verl.cli.rollout_args import check_client, open_sandbox
+    from r1ci_verl.cli.offline import client_and_sandbox, raise_if_failed
     from r1ci_verl.rollout.offline import ResultStore, write_json_atomic, write_text_atomic
     from r1ci_verl.synth import select, synthesize, yield_table
 
-    sandbox = None
-    try:
-        await check_client(client)
-        sandbox = open_sandbox(args)
+    async with client_and_sandbox(args, client, log, with_sandbox=True) as open_session:
         with ResultStore(samples, ("index", "sample")) as store:
-            failures = await synthesize(questions, client, store, config, lambda: sandbox.async_session(),
+            failures = await synthesize(questions, client, store, config, open_session,
                                         progress=not args.no_progress)
             records = list(store.records)
-    finally:
-        retries = client.usage.retry_line()
-        if retries:
-            log.warning("%s", retries)
-        await client.aclose()
-        if sandbox is not None:
-            sandbox.close()
-    if failures:
-        raise RunError(f"{failures} answers failed (see above); rerun the same command to retry them")
+    raise_if_failed(failures)
     kept, yields = select(questions, records, config)
     write_text_atomic(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
     table = yield_table(yields)

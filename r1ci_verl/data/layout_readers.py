@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from r1ci_verl.data.tasks.base import TaskDataError
+from r1ci_verl.data.tasks.records import json_lines
 
 GAME24_TARGET = 24
 _NATURAL = re.compile(r"(\d+)")
@@ -316,13 +317,7 @@ def math(folder: Path, task: str) -> Iterator[dict[str, Any]]:
 
 
 def gsm_hard(path: Path) -> Iterator[dict[str, Any]]:
-    for line_no, line in enumerate(_read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TaskDataError(f"{path}:{line_no}: invalid JSON ({exc.msg})") from None
+    for line_no, data in json_lines(_read_text(path).splitlines(), str(path)):
         if not isinstance(data, dict) or "input" not in data or "target" not in data:
             raise TaskDataError(f"{path}:{line_no}: expected an object with 'input' and 'target'")
         yield _record("gsm_hard", str(line_no - 1), data["input"], data["target"], {"code": data.get("code")})

@@ -53,19 +53,20 @@ def plan_chain_sum(question: str) -> Plan | None:
 
 
 def plan_gcd(question: str) -> Plan | None:
-    numbers = _numbers(_after("numbers:", question) or "")
-    if len(numbers) < 2:
-        return None
-    args = ", ".join(map(str, numbers))
-    return Plan("I will compute the greatest common divisor with math.gcd.", f"import math\nprint(math.gcd({args}))")
+    return _plan_math_of_numbers(question, "gcd", "greatest common divisor")
 
 
 def plan_lcm(question: str) -> Plan | None:
+    return _plan_math_of_numbers(question, "lcm", "least common multiple")
+
+
+def _plan_math_of_numbers(question: str, func: str, what: str) -> Plan | None:
+    """``math.<func>`` of the numbers after "numbers:" (at least two), or None."""
     numbers = _numbers(_after("numbers:", question) or "")
     if len(numbers) < 2:
         return None
     args = ", ".join(map(str, numbers))
-    return Plan("I will compute the least common multiple with math.lcm.", f"import math\nprint(math.lcm({args}))")
+    return Plan(f"I will compute the {what} with math.{func}.", f"import math\nprint(math.{func}({args}))")
 
 
 # task name (as in the RL parquet's extra_info.task) -> rule

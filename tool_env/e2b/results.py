@@ -12,6 +12,7 @@ Three kinds of failure, told apart by the SDK's exception types:
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
 from e2b import (
@@ -98,19 +99,12 @@ def result_from_execution(execution: Execution, duration_s: float, max_chars: in
         error = ExecutionError(name=execution.error.name, message=execution.error.value, traceback=traceback)
         if traceback:
             stderr_text += traceback if traceback.endswith("\n") else traceback + "\n"
-    stdout, stdout_cut = truncate_text("".join(execution.logs.stdout), max_chars)
-    stderr, stderr_cut = truncate_text(stderr_text, max_chars)
     # Jupyter shows a cell's last expression as a "result"; scripts (the protocol's model) do
     # not print it, so it stays out of stdout and is kept for callers who want it.
     displayed = [r.text for r in execution.results if r.text is not None]
-    return ExecutionResult(
-        stdout=stdout,
-        stderr=stderr,
-        error=error,
-        exit_code=exit_code,
-        duration_s=duration_s,
-        stdout_truncated=stdout_cut,
-        stderr_truncated=stderr_cut,
+    return _capped_result(
+        "".join(execution.logs.stdout), stderr_text, max_chars,
+        error=error, exit_code=exit_code, duration_s=duration_s,
         extra={"backend": "e2b", "sandbox_id": sandbox_id, "displayed": displayed},
     )
 
@@ -129,24 +123,24 @@ def result_from_failure(
     exc: BaseException, partial: PartialOutput, timeout_s: float, duration_s: float, max_chars: int
 ) -> ExecutionResult:
     """Map an SDK exception raised by `run_code`: an execution timeout or a broken sandbox."""
-    stdout, stdout_cut = truncate_text("".join(partial.stdout), max_chars)
-    stderr, stderr_cut = truncate_text("".join(partial.stderr), max_chars)
     timed_out = is_execution_timeout(exc)
     if timed_out:
         error = ExecutionError("TimeoutError", f"execution exceeded the time limit of {timeout_s:g} s")
     else:
         error = ExecutionError(CRASHED, f"E2B sandbox failed: {type(exc).__name__}: {exc}")
-    return ExecutionResult(
-        stdout=stdout,
-        stderr=stderr,
-        error=error,
-        exit_code=None,
-        timed_out=timed_out,
-        duration_s=duration_s,
-        stdout_truncated=stdout_cut,
-        stderr_truncated=stderr_cut,
+    return _capped_result(
+        "".join(partial.stdout), "".join(partial.stderr), max_chars,
+        error=error, exit_code=None, timed_out=timed_out, duration_s=duration_s,
         extra={"backend": "e2b", "failure": failure_kind(exc)},
     )
+
+
+def _capped_result(stdout_text: str, stderr_text: str, max_chars: int, **fields: Any) -> ExecutionResult:
+    """An `ExecutionResult` with both streams cut to `max_chars`, saying which were cut."""
+    stdout, stdout_cut = truncate_text(stdout_text, max_chars)
+    stderr, stderr_cut = truncate_text(stderr_text, max_chars)
+    return ExecutionResult(stdout=stdout, stderr=stderr, stdout_truncated=stdout_cut,
+                           stderr_truncated=stderr_cut, **fields)
 
 
 def unavailable_result(exc: BaseException, duration_s: float) -> ExecutionResult:

@@ -44,8 +44,8 @@ def read_exact(fd: int, size: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def read_code(fd: int) -> str | None:
-    """Blocking read of one code frame (length prefix, raw UTF-8); None when the peer closed."""
+def _read_body(fd: int) -> bytes | None:
+    """Blocking read of one length-prefixed body; None when the peer closed before the header."""
     header = read_exact(fd, HEADER.size)
     if header is None:
         return None
@@ -55,21 +55,19 @@ def read_code(fd: int) -> str | None:
     body = read_exact(fd, length) if length else b""
     if body is None:
         raise FrameError("pipe closed between header and body")
-    return body.decode("utf-8", "surrogatepass")
+    return body
+
+
+def read_code(fd: int) -> str | None:
+    """Blocking read of one code frame (length prefix, raw UTF-8); None when the peer closed."""
+    body = _read_body(fd)
+    return None if body is None else body.decode("utf-8", "surrogatepass")
 
 
 def read_frame(fd: int) -> Any | None:
     """Blocking read of one frame; None when the peer closed the pipe cleanly."""
-    header = read_exact(fd, HEADER.size)
-    if header is None:
-        return None
-    (length,) = HEADER.unpack(header)
-    if length > MAX_FRAME_BYTES:
-        raise FrameError(f"frame of {length} bytes exceeds {MAX_FRAME_BYTES}")
-    body = read_exact(fd, length) if length else b""
-    if body is None:
-        raise FrameError("pipe closed between header and body")
-    return json.loads(body)
+    body = _read_body(fd)
+    return None if body is None else json.loads(body)
 
 
 PAYLOAD_KEY = "payload_bytes"  # a frame with this key is followed by that many raw bytes

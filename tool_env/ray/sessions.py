@@ -20,8 +20,9 @@ logger = logging.getLogger(__name__)
 CLOSE_TIMEOUT_S = 10.0  # closing a remote session waits at most this
 PING_TIMEOUT_S = 10.0  # an actor past its call deadline must answer a ping within this to be waited for
 
-class RaySession(Session):
-    """Sync session; a stateful one keeps its interpreter on one actor."""
+
+class _RouteSession:
+    """What the sync and asyncio faces share: the owning pool, the route (stateful) and the closed flag."""
 
     def __init__(self, owner: RaySandbox, route: _Route | None) -> None:
         self._owner = owner
@@ -29,10 +30,17 @@ class RaySession(Session):
         self.stateful = route is not None
         self._closed = False
 
-    def run(self, code: str, timeout_s: float | None = None) -> ExecutionResult:
+    def _submit(self, code: str, timeout_s: float | None) -> _Call:
         if self._closed:
             raise SandboxClosedError("Ray session is closed")
-        call = self._owner.submit(self._route, code, timeout_s)
+        return self._owner.submit(self._route, code, timeout_s)
+
+
+class RaySession(_RouteSession, Session):
+    """Sync session; a stateful one keeps its interpreter on one actor."""
+
+    def run(self, code: str, timeout_s: float | None = None) -> ExecutionResult:
+        call = self._submit(code, timeout_s)
         outcome = None if call.ref is None else self._wait(call)
         return self._owner.settle(call, outcome, self._route)
 
@@ -64,19 +72,11 @@ class RaySession(Session):
                 logger.debug("remote session close failed: %s", exc)
 
 
-class AsyncRaySession(AsyncSession):
+class AsyncRaySession(_RouteSession, AsyncSession):
     """asyncio session: awaits the actor's ObjectRef without blocking the event loop."""
 
-    def __init__(self, owner: RaySandbox, route: _Route | None) -> None:
-        self._owner = owner
-        self._route = route
-        self.stateful = route is not None
-        self._closed = False
-
     async def run(self, code: str, timeout_s: float | None = None) -> ExecutionResult:
-        if self._closed:
-            raise SandboxClosedError("Ray session is closed")
-        call = self._owner.submit(self._route, code, timeout_s)
+        call = self._submit(code, timeout_s)
         outcome = None if call.ref is None else await self._wait(call)
         return self._owner.settle(call, outcome, self._route)
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator
 
 from reward_fns.protocol import user_prompt
 from reward_fns.registry import Reference
 from r1ci_verl.data.assets import BBH_DIR
-from r1ci_verl.data.tasks.base import Task, TaskDataError, TaskQuestion, register_task
-from r1ci_verl.data.tasks.records import read_jsonl_records, sha256_file
+from r1ci_verl.data.tasks.base import TaskDataError, TaskQuestion, register_task
+from r1ci_verl.data.tasks.records import BundledJsonlTask, read_jsonl_records
 
 BUNDLED_DIR = BBH_DIR
 RECORD_FIELDS = ("id", "task", "question", "answer")
@@ -47,21 +46,12 @@ BBH_CATEGORIES: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class BBHTask(Task):
+class BBHTask(BundledJsonlTask):
     """One BBH task; the question gets our ``<<<answer>>>`` instruction, the target is the answer."""
 
     family: ClassVar[str] = "bbh"
 
     data_dir: str = str(BUNDLED_DIR)
-    layout_root: str | None = None  # a directory in the published layout: read from it instead
-
-    @property
-    def data_file(self) -> Path:
-        return Path(self.data_dir) / f"{self.source_name}.jsonl"
-
-    def from_layout(self, root: str) -> "BBHTask":
-        """This task, read from ``BIG-Bench-Hard/bbh/<task>.json`` under `root` instead of the bundled copy."""
-        return replace(self, layout_root=root)
 
     def _records(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
         """``(origin for errors, source for rows, record)`` in source order."""
@@ -96,13 +86,6 @@ class BBHTask(Task):
             count += 1
             if count >= max_count:
                 return
-
-    def source_fingerprint(self, max_count: int, seed: int = 0) -> dict[str, Any]:
-        if self.layout_root is not None:
-            from r1ci_verl.data.published_layout import cached_layout
-
-            return {"published_layout": True, "sha256": cached_layout(self.layout_root).fingerprint(self.name)}
-        return {"file": f"bbh/{self.data_file.name}", "sha256": sha256_file(self.data_file)}
 
 
 def register_builtin_tasks() -> None:

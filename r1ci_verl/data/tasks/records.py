@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, TypeVar
 
-from r1ci_verl.data.tasks.base import TaskDataError
+from r1ci_verl.data.tasks.base import Task, TaskDataError
+
+_T = TypeVar("_T", bound="BundledJsonlTask")
+
+
+def json_lines(lines: Iterable[str], origin: str) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, value)`` for each non-blank line; invalid JSON names `origin` and the 1-based line."""
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TaskDataError(f"{origin}:{line_no}: invalid JSON ({exc.msg})") from None
+        yield line_no, value
 
 
 def parse_records(lines: Iterable[str], origin: str, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -17,13 +32,7 @@ def parse_records(lines: Iterable[str], origin: str, required: tuple[str, ...]) 
     duplicate ``id`` values, naming `origin` and the 1-based line.
     """
     seen: dict[str, int] = {}
-    for line_no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TaskDataError(f"{origin}:{line_no}: invalid JSON ({exc.msg})") from None
+    for line_no, record in json_lines(lines, origin):
         if not isinstance(record, dict):
             raise TaskDataError(f"{origin}:{line_no}: expected a JSON object, got {type(record).__name__}")
         missing = [name for name in required if name not in record]
@@ -58,3 +67,29 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class BundledJsonlTask(Task):
+    """A task read from ``<data_dir>/<source_name>.jsonl`` (a bundled copy), or from a published layout.
+
+    Subclasses give `data_dir` their bundled directory as its default.
+    """
+
+    data_dir: str = ""
+    layout_root: str | None = None  # a directory in the published layout: read from it instead
+
+    @property
+    def data_file(self) -> Path:
+        return Path(self.data_dir) / f"{self.source_name}.jsonl"
+
+    def from_layout(self: _T, root: str) -> _T:
+        """This task, read from a directory in the published layout instead of the bundled copy."""
+        return replace(self, layout_root=root)
+
+    def source_fingerprint(self, max_count: int, seed: int = 0) -> dict[str, Any]:
+        if self.layout_root is not None:
+            from r1ci_verl.data.published_layout import cached_layout
+
+            return {"published_layout": True, "sha256": cached_layout(self.layout_root).fingerprint(self.name)}
+        return {"file": f"{self.family}/{self.data_file.name}", "sha256": sha256_file(self.data_file)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator
 
@@ -10,8 +10,8 @@ from reward_fns.protocol import user_prompt
 from reward_fns.registry import Reference
 from reward_fns.symbench import reference_from_record
 from r1ci_verl.data.assets import SYMBENCH_DIR
-from r1ci_verl.data.tasks.base import Task, TaskDataError, TaskQuestion, register_task
-from r1ci_verl.data.tasks.records import read_jsonl_records, sha256_file
+from r1ci_verl.data.tasks.base import TaskDataError, TaskQuestion, register_task
+from r1ci_verl.data.tasks.records import BundledJsonlTask, read_jsonl_records
 from r1ci_verl.data.tasks.symbench_prompts import ANSWER_FORMATS, PROMPT_RENDERERS
 
 BUNDLED_DIR = SYMBENCH_DIR
@@ -65,21 +65,12 @@ def reference_for(record: dict[str, Any], origin: str) -> Reference:
 
 
 @dataclass(frozen=True)
-class SymBenchTask(Task):
+class SymBenchTask(BundledJsonlTask):
     """One SymBench task. Questions come in source order; the first `max_count` are taken."""
 
     family: ClassVar[str] = "symbench"
 
     data_dir: str = str(BUNDLED_DIR)
-    layout_root: str | None = None  # a directory in the published layout: read from it instead
-
-    @property
-    def data_file(self) -> Path:
-        return Path(self.data_dir) / f"{self.source_name}.jsonl"
-
-    def from_layout(self, root: str) -> "SymBenchTask":
-        """This task, read from a directory in the published layout instead of the bundled copy."""
-        return replace(self, layout_root=root)
 
     def _records(self) -> Iterable[tuple[str, dict[str, Any]]]:
         if self.layout_root is not None:
@@ -133,13 +124,6 @@ class SymBenchTask(Task):
                 f"published:{record['id']}" if self.layout_root is not None else f"{self.family}/{Path(origin).name}"
             ),
         )
-
-    def source_fingerprint(self, max_count: int, seed: int = 0) -> dict[str, Any]:
-        if self.layout_root is not None:
-            from r1ci_verl.data.published_layout import cached_layout
-
-            return {"published_layout": True, "sha256": cached_layout(self.layout_root).fingerprint(self.name)}
-        return {"file": f"symbench/{self.data_file.name}", "sha256": sha256_file(self.data_file)}
 
 
 def register_builtin_tasks() -> None:
