@@ -53,14 +53,14 @@ def _check(args: argparse.Namespace) -> tuple[list[str], Path]:
     if args.limit is not None and args.limit < args.num_stages:
         raise UsageError(f"--limit {args.limit}: fewer questions than --num-stages {args.num_stages}; "
                          "every stage needs at least one question")
-    out = check_output_path(args.out, suffixes=POTENTIAL_SUFFIXES)
+    check_output_path(args.out, suffixes=POTENTIAL_SUFFIXES)
     samples = check_output_path(args.samples or f"{args.out}.samples.jsonl", suffixes=(".jsonl",), flag="--samples")
     return strategies, samples
 
 
 def run(args: argparse.Namespace) -> int:
     from r1ci_verl.cli.rollout_args import build_client, command_logger, rollout_settings
-    from r1ci_verl.potential import PotentialConfig, SampleStore, load_questions, potential_table, write_table
+    from r1ci_verl.potential import PotentialConfig, load_questions
 
     log = command_logger("potential", quiet=args.quiet)
     strategies, samples_path = _check(args)

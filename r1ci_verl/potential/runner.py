@@ -22,7 +22,6 @@ from r1ci_verl.potential.stats import partition, summarize
 from r1ci_verl.potential.store import SampleStore
 from r1ci_verl.potential.strategies import DEFAULT_STRATEGIES, Strategy, build_messages, get_strategy
 from r1ci_verl.rollout.clients import Client, SamplingConfig
-from r1ci_verl.rollout.engine import EngineRules
 from r1ci_verl.rollout.offline import RolloutSettings, rollout, run_jobs, text_only_rules
 
 logger = logging.getLogger(__name__)

@@ -26,7 +26,6 @@ from r1ci_verl.rollout.engine import (
     TurnEngine,
     decode,
 )
-from reward_fns import protocol
 from tool_env import AsyncSession
 
 logger = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
 from reward_fns import protocol
 from r1ci_verl.rollout.sandbox_service import hide_task_data
-from tool_env import AsyncSession, ExecutionResult, SandboxConfig
+from tool_env import AsyncSession, SandboxConfig
 from tool_env.result import is_infra_failure
 from tool_env.shared import ashared_sandbox, prepare_shared_sandbox
 
