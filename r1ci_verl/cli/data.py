@@ -102,6 +102,10 @@ def _build(args: argparse.Namespace) -> int:
         source=args.source,
         workers=args.workers,
     )
+    if args.quiet:  # the hub download of --source hf:... draws its own progress bars
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     try:
         plan = plan_build(config)  # every check before any question is generated
     except (BuildError, SplitError, TaskDataError) as exc:

@@ -183,8 +183,8 @@ def resolve_source(source: str) -> tuple[Path, tuple[str, ...]]:
     from huggingface_hub import HfApi, snapshot_download
 
     files = HfApi().list_repo_files(repo, repo_type="dataset", revision=revision or None)
-    skipped = sorted({f.split("/", 1)[0] for f in files} - {n for n in {f.split("/", 1)[0] for f in files}
-                                                             if known_top_level(n) or _ignored(n)})  # fmt: skip
+    top_level = {f.split("/", 1)[0] for f in files}
+    skipped = sorted(n for n in top_level if not (known_top_level(n) or _ignored(n)))
     root = snapshot_download(repo_id=repo, repo_type="dataset", revision=revision or None,
                              allow_patterns=hub_patterns())  # fmt: skip
     return Path(root), tuple(skipped)
