@@ -4,6 +4,7 @@ way the pipe splits them."""
 
 from __future__ import annotations
 
+import codecs
 import os
 
 from hypothesis import given, settings
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from tool_env.local.capture import new_capture
 from tool_env.local.reply import stream_text
 from tool_env.local.scrub import GrowingBuffer, scrub_str
+from tool_env.local.utf8count import count_utf8_chars
 from tool_env.truncate import HeadTailText
 
 PIECES = st.one_of(
@@ -107,3 +109,38 @@ def test_wipe_zeroes_every_byte_a_run_wrote(chunks: list[bytes], limit: int) -> 
     stream.finish()
     capture.wipe()
     assert not any(stream.head) and not any(stream.tail) and not any(stream.chunk)
+
+
+UTF8_PIECES = st.lists(
+    st.one_of(st.binary(max_size=6), st.sampled_from([b"\xed\xac", b"\xed\xa0\x80", b"\xe0\x80", b"\xf4\x90", b"\xc0\xaf",
+                                                      b"\xe2\x82", "\u20ac".encode(), "\U0001f600".encode()])),
+    max_size=8,
+).map(b"".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=UTF8_PIECES, final=st.booleans())
+def test_character_count_matches_cpythons_decoder_without_decoding(data: bytes, final: bool) -> None:
+    text, used = codecs.utf_8_decode(data, "replace", final)
+    assert count_utf8_chars(memoryview(data), final) == (len(text), used)
+
+
+def test_counting_output_builds_no_decoded_copy(monkeypatch) -> None:
+    """A decoded str's intermediate buffers are freed unzeroed in the zygote, where the next
+    child would inherit them: the count must come from the bytes alone."""
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("output was decoded in the zygote")
+
+    monkeypatch.setattr(codecs, "utf_8_decode", no_decoding)
+    chunks = [("secret-" * 50 + "\u20ac" + "secret-" * 50).encode(), b"\xe2\x82", b"\xac tail \xff"]
+    stream = new_capture(40).stdout
+    read_fd, write_fd = os.pipe()
+    try:
+        for chunk in chunks:
+            os.write(write_fd, chunk)
+            stream.read_from(read_fd)
+        stream.finish()
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    assert stream.meta()["chars"] == len(b"".join(chunks).decode("utf-8", "replace"))

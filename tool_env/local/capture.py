@@ -10,7 +10,6 @@ Stdlib, `tool_env.local.*` only: this runs inside the sandbox.
 
 from __future__ import annotations
 
-import codecs
 import os
 import select
 import time
@@ -19,7 +18,8 @@ from typing import Any
 
 from tool_env.local.children import Child
 from tool_env.local.reaping import CLEANUP_DEADLINE_S, crash_report, wait_child
-from tool_env.local.scrub import GrowingBuffer, scrub_str, wipe
+from tool_env.local.scrub import GrowingBuffer, wipe
+from tool_env.local.utf8count import count_utf8_chars
 from tool_env.local.wire import HEADER, MAX_FRAME_BYTES
 
 READ_CHUNK = 1 << 16
@@ -93,10 +93,8 @@ class StreamBuffer:
 
     def count_chars(self, filled: int, final: bool) -> None:
         """Characters as the host will decode them (UTF-8, invalid bytes replaced)."""
-        text, used = codecs.utf_8_decode(memoryview(self.chunk)[:filled], "replace", final)
-        self.total_chars += len(text)
-        scrub_str(text)
-        del text
+        chars, used = count_utf8_chars(memoryview(self.chunk)[:filled], final)
+        self.total_chars += chars
         self.carry = filled - used
         self.chunk[: self.carry] = memoryview(self.chunk)[used:filled]
 
