@@ -144,3 +144,26 @@ def test_counting_output_builds_no_decoded_copy(monkeypatch) -> None:
         os.close(read_fd)
         os.close(write_fd)
     assert stream.meta()["chars"] == len(b"".join(chunks).decode("utf-8", "replace"))
+
+
+def test_growing_buffer_returns_to_its_capacity_when_cleared() -> None:
+    """One huge status frame must not leave every later fork of the zygote holding its pages."""
+    buffer = GrowingBuffer(16)
+    buffer.append(memoryview(b"x" * 10_000))
+    buffer.clear()
+    assert len(buffer.data) == 16 and buffer.length == 0
+
+
+def test_status_frame_past_the_cap_is_corrupt_before_it_is_read() -> None:
+    from tool_env.local.capture import MAX_STATUS_BYTES, _read_status
+    from tool_env.local.wire import HEADER
+
+    capture = new_capture(40)
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, HEADER.pack(MAX_STATUS_BYTES + 1) + b"{")
+        _read_status(read_fd, bytearray(4096), capture)
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+    assert capture.status_done and capture.status_corrupt

@@ -222,6 +222,8 @@ CASES = [
          succeeded),
     Case("close_own_stdout", "import os\nos.close(1)\nos.close(2)\nprint('lost')", error_named("OSError")),
     Case("corrupt_status_channel", "import os\nos.write(4, b'\\xff' * 64)", crashed),
+    Case("oversized_status_frame",  # a frame past the status cap, written straight to the pipe
+         "import os, struct\nos.write(4, struct.pack('>I', 40 << 20))\nos.write(4, b'{' * (2 << 20))", crashed),
     Case("close_status_channel", "import os\nos.close(4)\nprint('x')", crashed),
     Case("read_code_channel", "import os\nos.read(3, 10)", timed_out),
     Case("stdin_reads", "import sys\nprint(repr(sys.stdin.read()), repr(sys.stdin.readline()))\ninput()",

@@ -20,12 +20,14 @@ from tool_env.local.children import Child
 from tool_env.local.reaping import CLEANUP_DEADLINE_S, crash_report, wait_child
 from tool_env.local.scrub import GrowingBuffer, wipe
 from tool_env.local.utf8count import count_utf8_chars
-from tool_env.local.wire import HEADER, MAX_FRAME_BYTES
+from tool_env.local.wire import HEADER
 
 READ_CHUNK = 1 << 16
 UTF8_MAX_BYTES = 4  # per character, also per replacement character of an invalid sequence
 UTF8_CARRY = 3  # bytes of a character split across reads
 STATUS_CAPACITY = 4096
+MAX_STATUS_BYTES = 1 << 20  # a status frame (error record with its traceback) larger than this is corrupt:
+# run code can write the status pipe itself, and the frame must not bypass the output caps
 
 
 def bytes_for_chars(chars: int) -> int:
@@ -216,7 +218,7 @@ def _read_status(fd: int, chunk: bytearray, capture: Capture) -> int | None:
         buffered = capture.status.length
         if buffered >= HEADER.size:
             (length,) = HEADER.unpack_from(capture.status.data)
-            if length > MAX_FRAME_BYTES:
+            if length > MAX_STATUS_BYTES:
                 capture.status_done = capture.status_corrupt = True
             elif buffered >= HEADER.size + length:
                 capture.status_done = True

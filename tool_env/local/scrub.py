@@ -46,6 +46,7 @@ class GrowingBuffer:
     """An appendable byte buffer whose old storage is zeroed whenever it grows."""
 
     def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
         self.data = bytearray(capacity)
         self.length = 0
 
@@ -65,3 +66,5 @@ class GrowingBuffer:
     def clear(self) -> None:
         wipe(self.data, self.length)
         self.length = 0
+        if len(self.data) > self.capacity:  # one large frame must not keep every later fork big
+            self.data = bytearray(self.capacity)
