@@ -347,3 +347,24 @@ def test_hidden_paths_are_masked_under_an_allowed_path(host_data) -> None:
         out = run_ok(sandbox, code)
     assert out.splitlines() == ["ground_truth=42", "[]", "unreadable 13", "read-only 30"]
     assert "secret" not in out
+
+
+def test_hidden_paths_are_masked_through_a_symlinked_bound_root(host_data) -> None:
+    """A root bound under its real name and an alias (a symlinked venv prefix) is two mounts:
+    the mask must cover the hidden path under both."""
+    skip_without_namespace()
+    (host_data / "answers").mkdir()
+    (host_data / "answers" / "gold.jsonl").write_text("secret-gold-answer")
+    alias = Path(tempfile.mkdtemp(prefix="r1ci-alias-", dir=HOST_VISIBLE_DIR)) / "data"
+    alias.parent.chmod(0o755)
+    alias.symlink_to(host_data)
+    try:
+        config = SandboxConfig(
+            isolation="namespace", extra_ro_paths=(str(alias), str(host_data)),
+            hidden_paths=(str(alias / "answers"),), **ISOLATION_CONFIG,
+        )
+        with create_sandbox(config) as sandbox:
+            code = f"import os\nprint(os.listdir({str(alias / 'answers')!r}), os.listdir({str(host_data / 'answers')!r}))"
+            assert run_ok(sandbox, code) == "[] []\n"
+    finally:
+        shutil.rmtree(alias.parent, ignore_errors=True)

@@ -256,14 +256,24 @@ def mask_args(hidden_paths: tuple[str, ...], bound_roots: list[str]) -> list[str
     site-packages: a directory becomes an empty read-only tmpfs, a file unreadable. Paths
     outside every bound root are invisible anyway and need no mask."""
     args: list[str] = []
-    for path in dict.fromkeys(os.path.realpath(p) for p in hidden_paths):
-        if not any(path == root or path.startswith(root.rstrip("/") + "/") for root in bound_roots):
-            continue
+    for path in dict.fromkeys(_sandbox_names(hidden_paths, bound_roots)):
         if os.path.isdir(path):
             args += ["--size", "4096", "--tmpfs", path, "--remount-ro", path]
         elif os.path.exists(path):
             args += ["--ro-bind", "/dev/null", path]
     return args
+
+
+def _sandbox_names(hidden_paths: tuple[str, ...], bound_roots: list[str]) -> list[str]:
+    """Every name a hidden path has inside the sandbox: one per bound root that leads to it,
+    whether the root is bound under its own name or through a symlinked alias."""
+    names = []
+    for hidden in (os.path.realpath(p) for p in hidden_paths):
+        for root in bound_roots:
+            real_root = os.path.realpath(root).rstrip("/")
+            if hidden == real_root or hidden.startswith(real_root + "/"):
+                names.append(root.rstrip("/") + hidden[len(real_root):])
+    return names
 
 
 def _bwrap_argv(disk_mb: int, extra_ro_paths: list[str] = (), hidden_paths: tuple[str, ...] = ()) -> list[str]:
