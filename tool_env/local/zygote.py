@@ -209,6 +209,7 @@ class Zygote:
         clean = True
         if reaping.has_children():
             clean = reaping.kill_leftovers(self.kill_mode, self.pid, self.child_uid)
+        self.exiting.clear()  # all reaped above: a recycled pid must not pass for one still exiting
         if self.scratch.used():
             self.scratch.wipe()
         return clean
