@@ -126,7 +126,15 @@ def open_sandbox(args: argparse.Namespace):
     from r1ci_verl.rollout.sandbox_service import hide_task_data
     from tool_env import SandboxConfig, create_sandbox
 
-    return create_sandbox(hide_task_data(SandboxConfig(backend=args.sandbox_backend, timeout_s=args.code_timeout)))
+    sandbox = None
+    try:  # a broken backend fails here, before any answer is sampled
+        sandbox = create_sandbox(hide_task_data(SandboxConfig(backend=args.sandbox_backend, timeout_s=args.code_timeout)))
+        sandbox.check()
+    except Exception as exc:
+        if sandbox is not None:
+            sandbox.close()
+        raise RunError(str(exc)) from None
+    return sandbox
 
 
 def command_logger(name: str, quiet: bool = False) -> logging.Logger:

@@ -292,9 +292,10 @@ class SessionExecutor:
             result = ExecutionResult(error=ExecutionError("SandboxError", str(exc)), exit_code=None)
         else:
             stats.code_timeouts += bool(result.timed_out)
-            stats.code_errors += result.error is not None and not result.timed_out
+            infra_failure = is_infra_failure(result)  # the sandbox died, not the code
+            stats.code_errors += result.error is not None and not result.timed_out and not infra_failure
             stats.code_output_truncated += bool(result.truncated)
-            stats.sandbox_failures += is_infra_failure(result)  # the sandbox died, not the code
+            stats.sandbox_failures += infra_failure
         stats.num_code_calls += 1
         stats.code_exec_time_s += time.perf_counter() - start
         return protocol.format_results_body(result, self.timeout_s)

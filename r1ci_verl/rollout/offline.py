@@ -68,6 +68,10 @@ class RolloutResult:
         }
 
 
+class SandboxFailedError(RuntimeError):
+    """The sandbox itself failed during an answer: the answer is dropped and retried on rerun."""
+
+
 async def rollout(
     client: Client,
     messages: list[dict[str, str]],
@@ -91,6 +95,8 @@ async def rollout(
         await engine.roll(traj)
     finally:
         await executor.close()
+    if traj.stats.sandbox_failures:  # the tool broke, not the model: not an answer to record or score
+        raise SandboxFailedError(f"{traj.stats.sandbox_failures} code block(s) hit a sandbox failure")
     ids = traj.response_ids
     scored_ids = ids[:-1] if ids and ids[-1] in engine.eos_ids and traj.response_mask[-1] else ids
     return RolloutResult(
@@ -261,9 +267,13 @@ async def run_jobs(
                 consecutive = 0
             bar.update(1)
 
+    workers = [asyncio.ensure_future(worker()) for _ in range(max(1, min(concurrency, len(todo))))]
     try:
-        await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(todo))))))
-    finally:
+        await asyncio.gather(*workers)
+    finally:  # one worker gave up: stop the others before the caller closes the client and store
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
         bar.close()
         report.wall_s = time.perf_counter() - started
     return report

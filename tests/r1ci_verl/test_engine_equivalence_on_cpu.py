@@ -114,3 +114,21 @@ def test_transformers_client_continues_token_in_token_out(tiny_model_dir):
     assert eos not in whole[:4], whole
     assert len(whole) <= 8 and pieces[: len(whole)] == whole
     assert client.usage.requests == 3 and client.usage.completion_tokens == len(whole) + len(pieces)
+
+
+def test_a_crashed_sandbox_counts_as_a_sandbox_failure_not_a_code_error():
+    from r1ci_verl.rollout.engine import SessionExecutor, Trajectory
+    from tool_env import ExecutionError, ExecutionResult
+    from tool_env.result import CRASHED
+
+    class CrashingSession:
+        async def run(self, code, timeout_s=None):
+            return ExecutionResult(error=ExecutionError(CRASHED, "worker died"), exit_code=None)
+
+        async def close(self):
+            pass
+
+    traj = Trajectory(prompt_ids=[1], budget=64)
+    executor = SessionExecutor(CrashingSession, timeout_s=1.0)
+    asyncio.run(executor(traj, "print(1)"))
+    assert (traj.stats.sandbox_failures, traj.stats.code_errors, traj.stats.num_code_calls) == (1, 0, 1)

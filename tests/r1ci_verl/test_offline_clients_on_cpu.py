@@ -144,3 +144,67 @@ def test_killed_eval_resumes_without_sampling_anything_twice(tmp_path, tiny_toke
     keys = [(a["index"], a["sample"]) for a in report["answers"]]
     assert len(keys) == len(set(keys)) == 16
     assert len(asked) - asked_before == 16 - done_before  # only the missing answers were sampled
+
+
+class BrokenSession:
+    """A sandbox session whose infrastructure fails (a crashed worker), not the model's code."""
+
+    async def run(self, code, timeout_s=None):
+        raise ConnectionError("sandbox worker is gone")
+
+    async def close(self):
+        pass
+
+
+def test_an_answer_that_hit_a_sandbox_failure_is_not_recorded(tiny_tokenizer):
+    """Scoring it would count the tool's failure as the model's: the job fails and a rerun retries it."""
+    from r1ci_verl.rollout.offline import SandboxFailedError
+
+    async def go(server):
+        client = OpenAIClient(server.base_url, "scripted", tiny_tokenizer, backoff_s=0.01)
+        try:
+            return await rollout(client, MESSAGES, RolloutSettings(rules=EngineRules(), budget=512, code_timeout_s=1.0,
+                                                                   sampling=SamplingConfig(0.0)),
+                                 seed=0, open_session=BrokenSession)
+        finally:
+            await client.aclose()
+
+    with ScriptedOpenAIServer(scripted_replies([(CODE, True), ("So <<<42>>>.", True)]), tiny_tokenizer) as server:
+        with pytest.raises(SandboxFailedError, match="sandbox failure"):
+            asyncio.run(go(server))
+
+
+def test_run_jobs_stops_every_worker_when_it_gives_up(tmp_path):
+    """After too many failures in a row no worker may keep sampling into a client being closed."""
+    from r1ci_verl.rollout.offline import ResultStore, run_jobs
+
+    finished_after_giving_up = []
+
+    async def work(job):
+        if job < 3:
+            raise RuntimeError("server error")
+        await asyncio.sleep(0.2)
+        finished_after_giving_up.append(job)
+        return {"index": job}
+
+    async def go():
+        with ResultStore(tmp_path / "results.jsonl", key_fields=("index",)) as store:
+            with pytest.raises(RuntimeError, match="in a row failed"):
+                await run_jobs(range(8), lambda job: (job,), work, store, concurrency=4, desc="test",
+                               progress=False, max_consecutive_failures=3)
+        await asyncio.sleep(0.4)  # a worker still running would finish its answer here
+
+    asyncio.run(go())
+    assert finished_after_giving_up == []
+
+
+def test_offline_commands_check_the_sandbox_before_sampling(monkeypatch):
+    """A backend that cannot run code (here: E2B without a key) is one error before any answer."""
+    import argparse
+
+    from r1ci_verl.cli.errors import RunError
+    from r1ci_verl.cli.rollout_args import open_sandbox
+
+    monkeypatch.delenv("E2B_API_KEY", raising=False)
+    with pytest.raises(RunError, match="E2B_API_KEY"):
+        open_sandbox(argparse.Namespace(sandbox_backend="e2b", code_timeout=5.0))
