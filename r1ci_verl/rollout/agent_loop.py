@@ -130,7 +130,7 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
         finally:
             await executor.close()
         traj.extra["metrics"]["tool_calls"] = traj.timing["tool_calls_s"]
-        return self._output(traj)
+        return await self._output(traj)
 
     def _messages(self, raw_prompt: Any) -> list[dict[str, Any]]:
         messages = [dict(m) for m in raw_prompt]
@@ -164,9 +164,9 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
     def _cut_by_search(self, segment_ids: list[int], new_ids: list[int]):
         return TurnEngine(self.tokenizer, EngineRules(), None, None).cut_by_search(segment_ids, new_ids)  # type: ignore[arg-type]
 
-    def _output(self, traj: Trajectory) -> AgentLoopOutput:
+    async def _output(self, traj: Trajectory) -> AgentLoopOutput:
         extra_fields = {**traj.extra["engine_fields"], **asdict(traj.stats),
-                        **sandbox_service.fields(getattr(self, "_sandbox", None))}
+                        **await sandbox_service.fields(getattr(self, "_sandbox", None))}
         return AgentLoopOutput(
             prompt_ids=traj.prompt_ids,
             response_ids=traj.response_ids,

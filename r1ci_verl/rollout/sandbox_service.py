@@ -13,11 +13,13 @@ log the sandbox's own metrics each step (r1ci_verl.rollout.metrics.sandbox_step_
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import math
 import os
 import socket
+import time
 from typing import Any
 
 from r1ci_verl.data.assets import ASSETS_DIR
@@ -75,8 +77,20 @@ async def ready(config: SandboxConfig) -> SharedSandbox:
     return await ashared_sandbox(config)
 
 
-def fields(sandbox: SharedSandbox | None) -> dict[str, Any]:
-    """This process's sandbox counters for a trajectory's extra_fields (latest snapshot wins per process)."""
+METRICS_REFRESH_S = 2.0  # a trajectory carries a snapshot at most this old (the trainer keeps the latest)
+_snapshots: dict[int, tuple[float, dict[str, Any]]] = {}
+
+
+async def fields(sandbox: SharedSandbox | None) -> dict[str, Any]:
+    """This process's sandbox counters for a trajectory's extra_fields (latest snapshot wins per process).
+
+    Collecting them can block (the Ray backend asks every actor), so a snapshot is taken off the
+    event loop and shared by the trajectories that finish within `METRICS_REFRESH_S`.
+    """
     if sandbox is None:
         return {}
-    return {SANDBOX_FIELD: {PROCESS_KEY: f"{socket.gethostname()}:{os.getpid()}", **sandbox.metrics()}}
+    taken, snapshot = _snapshots.get(id(sandbox), (float("-inf"), {}))
+    if time.monotonic() - taken > METRICS_REFRESH_S:
+        snapshot = await asyncio.to_thread(sandbox.metrics)
+        _snapshots[id(sandbox)] = (time.monotonic(), snapshot)
+    return {SANDBOX_FIELD: {PROCESS_KEY: f"{socket.gethostname()}:{os.getpid()}", **snapshot}}

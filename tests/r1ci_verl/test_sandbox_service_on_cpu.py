@@ -213,3 +213,31 @@ def test_bundled_task_answers_are_hidden_from_the_loops_sandbox():
         result = sandbox.run(code)
     assert result.ok, result
     assert result.stdout == "True\n[]\n"
+
+
+def test_trajectories_share_a_metrics_snapshot_taken_off_the_event_loop():
+    """Collecting metrics can block (Ray asks every actor): at most one collection per refresh
+    window, never on the event loop that runs every trajectory of the worker."""
+    import asyncio
+    import threading
+
+    class SlowMetrics:
+        calls: list[str] = []
+
+        def metrics(self):
+            self.calls.append(threading.current_thread().name)
+            return {"sandbox/runs": 1.0}
+
+    sandbox = SlowMetrics()
+
+    async def many():
+        loop_thread = threading.current_thread().name
+        fields = await asyncio.gather(*(sandbox_service.fields(sandbox) for _ in range(20)))
+        return loop_thread, fields
+
+    loop_thread, fields = asyncio.run(many())
+    assert all(f[sandbox_service.SANDBOX_FIELD]["sandbox/runs"] == 1.0 for f in fields)
+    assert 1 <= len(sandbox.calls) <= 20 and loop_thread not in sandbox.calls
+    calls = len(sandbox.calls)
+    asyncio.run(sandbox_service.fields(sandbox))  # within the refresh window: the cached snapshot
+    assert len(sandbox.calls) == calls
