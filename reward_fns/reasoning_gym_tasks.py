@@ -20,6 +20,7 @@ import functools
 import logging
 import math
 import re
+from fractions import Fraction
 from typing import Any, Callable
 
 from reward_fns.parsing import evaluate_arithmetic, parse_quantity, yes_no
@@ -163,10 +164,10 @@ def _strict_puzzle24(answer: str, entry: dict[str, Any]) -> float:
     """Upstream truncates with int() (49/2 counts as 24) and never checks which numbers were used."""
     expression = answer.split("=")[0]
     arithmetic_gate(expression)
-    used = sorted(int(n) for n in re.findall(r"\d+", expression))
-    if used != sorted(entry["metadata"]["numbers"]):
+    evaluated = evaluate_arithmetic(expression, allow_float=False)  # the numbers as Python reads them (1_2 is 12)
+    if sorted(evaluated.numbers) != sorted(Fraction(n) for n in entry["metadata"]["numbers"]):
         return 0.0
-    return 1.0 if evaluate_arithmetic(expression, allow_float=False).value == 24 else 0.0
+    return 1.0 if evaluated.value == 24 else 0.0
 
 
 def _strict_game_of_life_halting(answer: str, entry: dict[str, Any]) -> float:

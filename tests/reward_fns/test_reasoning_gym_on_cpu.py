@@ -124,6 +124,7 @@ def test_strict_overrides_reject_answers_upstream_accepts():
     assert verify("8*6/2 + 4 - 4", _reference("puzzle24", puzzle)) == 0.0
     assert verify("6*8/2 - 4 + 2 - 2/2", _reference("puzzle24", puzzle)) == 0.0
     assert verify("2*6 + 8 + 4", _reference("puzzle24", puzzle)) == 1.0
+    assert verify("2_6 - 8/4", _reference("puzzle24", puzzle)) == 0.0  # 2_6 is 26: two given digits glued
     assert verify("2*6 + 8 + 4 = 24", _reference("puzzle24", puzzle)) == 1.0
     assert verify("(4 + 8/6) * 2", _reference("puzzle24", puzzle)) == 0.0  # 32/3, not 24
     assert verify("6 / (2 - 8/4)", _reference("puzzle24", puzzle)) == 0.0  # division by zero
