@@ -19,7 +19,6 @@ import ast
 import functools
 import logging
 import math
-import re
 from fractions import Fraction
 from typing import Any, Callable
 

@@ -13,10 +13,12 @@ fork, user modules included; when the registry changes afterwards, idle workers 
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import numbers
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -48,7 +50,8 @@ class _Worker:
     def __init__(self, context: multiprocessing.context.BaseContext) -> None:
         self.registry_version = registry.registry_version()
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child,), daemon=True, name="r1ci-verifier")
+        self.process = context.Process(target=_serve, args=(child, self.conn, os.getpid()), daemon=True,
+                                       name="r1ci-verifier")
         self.process.start()
         child.close()
 
@@ -59,8 +62,15 @@ class _Worker:
         self.process.join(KILL_WAIT_S)
 
 
-def _serve(conn: Connection) -> None:
-    """Worker loop: ``(task, answer, reference)`` in, ``(kind, value)`` out."""
+def _serve(conn: Connection, parent_end: Connection, parent_pid: int) -> None:
+    """Worker loop: ``(task, answer, reference)`` in, ``(kind, value)`` out.
+
+    The worker dies with the scoring process (killed trainers must not leave forked copies of
+    themselves behind): the kernel sends SIGKILL when the parent goes, and the parent's end of
+    the pipe is closed here so that its loss reads as end-of-file.
+    """
+    parent_end.close()
+    _die_with_parent(parent_pid)
     while True:
         try:
             task, answer, reference = conn.recv()
@@ -68,6 +78,8 @@ def _serve(conn: Connection) -> None:
             return
         try:
             result = registry.get_verifier(task)(answer, reference)
+            if hasattr(result, "item") and not isinstance(result, (bool, numbers.Real)):
+                result = result.item()  # a numpy scalar such as numpy.bool_
             if isinstance(result, (bool, numbers.Real)):
                 reply = ("ok", float(result) if not isinstance(result, bool) else result)
             else:
@@ -75,6 +87,19 @@ def _serve(conn: Connection) -> None:
         except Exception as exc:  # noqa: BLE001 - reported to the caller, who scores it 0
             reply = ("error", f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
         conn.send(reply)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the closed pipe end still ends the loop
+        pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(0)
 
 
 class VerifierPool:

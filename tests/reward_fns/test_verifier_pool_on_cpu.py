@@ -108,3 +108,43 @@ def test_pool_counts_timeouts_and_reuses_idle_workers() -> None:
 
 def test_shared_pool_is_per_process() -> None:
     assert shared_pool() is shared_pool()
+
+
+KILLED_SCORER = """
+import os, signal
+from reward_fns import registry
+from reward_fns.registry import register_verifier
+from reward_fns.verifier_pool import VerifierPool
+register_verifier("test/orphan", lambda answer, reference: True, time_budget_s=5)
+pool = VerifierPool(max_workers=2)
+reference = registry.Reference(task="test/orphan", answer=None)
+assert pool.run("test/orphan", "a", reference, 5.0).result is True
+print(pool._idle[0].process.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # an OOM kill or a killed Ray actor: no cleanup runs
+"""
+
+
+def test_workers_die_with_a_killed_scoring_process() -> None:
+    """Each worker is a fork of the trainer: a killed scorer must not leave them running."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", KILLED_SCORER], capture_output=True, text=True, timeout=60)
+    worker = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, 9)
+    pytest.fail(f"verifier worker {worker} outlived its killed parent")
+
+
+def test_a_numpy_bool_result_is_a_bool() -> None:
+    import numpy as np
+
+    name = unique("test/numpy-bool")
+    register_verifier(name, lambda answer, reference: np.bool_(answer == "a"), time_budget_s=5)
+    assert compute_score(name, "<<<a>>>", "a")["acc"] == 1.0
