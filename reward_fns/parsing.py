@@ -16,6 +16,7 @@ short prose answers such as BBH's).
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import logging
 import math
@@ -430,9 +431,17 @@ def math_equivalent(answer: str | None, gold: str) -> bool:
     text = clean(answer)
     if not text or len(text) > MAX_MATH_ANSWER_CHARS:
         return False
-    config = [LatexExtractionConfig(), ExprExtractionConfig()]
-    expected = parse(_as_latex_math(gold), extraction_config=config, parsing_timeout=None)
+    expected = _parsed_reference(gold)
     if not expected:
         raise UnreadableReference(f"math-verify cannot read the reference answer {gold!r}")
-    given = parse(_as_latex_math(text), extraction_config=config, parsing_timeout=None)
+    given = parse(_as_latex_math(text), extraction_config=_MATH_EXTRACTION, parsing_timeout=None)
     return bool(given) and verify(expected, given, timeout_seconds=None)
+
+
+_MATH_EXTRACTION = [LatexExtractionConfig(), ExprExtractionConfig()]
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_reference(gold: str) -> list:
+    """A reference is parsed once per process (it is about half of a comparison's cost), not per answer."""
+    return parse(_as_latex_math(gold), extraction_config=_MATH_EXTRACTION, parsing_timeout=None)
