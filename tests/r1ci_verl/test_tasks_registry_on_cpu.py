@@ -11,7 +11,8 @@ from reward_fns import protocol
 from reward_fns.registry import Reference, get_verifier, has_verifier
 from r1ci_verl.data.tasks import CATEGORIES, FAMILIES, TaskDataError, get_task, list_tasks, register_task
 from r1ci_verl.data.tasks.bbh import BBH_CATEGORIES, BBHTask
-from r1ci_verl.data.tasks.reasoning_gym import REASONING_GYM_CATEGORIES, ReasoningGymTask, enabled_datasets, task_seed
+from r1ci_verl.data.tasks.reasoning_gym import ReasoningGymTask, enabled_datasets, task_seed
+from reward_fns.reasoning_gym_tasks import CATEGORIES as REASONING_GYM_CATEGORIES
 from r1ci_verl.data.tasks.symbench import SYMBENCH_CATEGORIES, SymBenchTask
 from r1ci_verl.data.tasks.symbench_prompts import PROMPT_RENDERERS
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Iterator
 
 from reward_fns.protocol import user_prompt
-from reward_fns.reasoning_gym_tasks import CATEGORIES as REASONING_GYM_CATEGORIES  # the one list
+from reward_fns.reasoning_gym_tasks import enabled_datasets  # the one list, with categories
 from reward_fns.registry import Reference
 from r1ci_verl.data.tasks.base import Task, TaskDataError, TaskQuestion, register_task
 
@@ -33,13 +33,6 @@ def reference_for(dataset: str, entry: dict[str, Any], origin: str) -> Reference
         return reference_from_entry(dataset, entry)
     except (TypeError, ValueError) as exc:
         raise TaskDataError(f"{origin}: {exc}") from None
-
-
-def enabled_datasets() -> list[str]:
-    """Datasets the reward side can score (its audited allow-list)."""
-    from reward_fns.reasoning_gym_tasks import ENABLED
-
-    return sorted(ENABLED)
 
 
 def _silenced_stdout() -> contextlib.AbstractContextManager:
@@ -103,10 +96,5 @@ class ReasoningGymTask(Task):
 
 
 def register_builtin_tasks() -> None:
-    for name in enabled_datasets():
-        category = REASONING_GYM_CATEGORIES.get(name)
-        if category is None:
-            raise ValueError(
-                f"reasoning-gym dataset {name!r} is enabled but has no category in REASONING_GYM_CATEGORIES"
-            )
+    for name, category in enabled_datasets().items():  # the reward side's audited allow-list
         register_task(ReasoningGymTask(source_name=name, category=category))
