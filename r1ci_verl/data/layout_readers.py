@@ -7,6 +7,8 @@ order (natural order; difficulty sub-folders visited round-robin). Derived field
 
 from __future__ import annotations
 
+import logging
+
 import csv
 import io
 import json
@@ -20,6 +22,8 @@ from r1ci_verl.data.tasks.records import json_lines
 GAME24_TARGET = 24
 _NATURAL = re.compile(r"(\d+)")
 
+
+logger = logging.getLogger(__name__)
 
 def natural_key(name: str) -> tuple:
     """``sample_2`` before ``sample_10``: digit runs compare as numbers."""
@@ -305,15 +309,20 @@ def last_boxed(text: str) -> str | None:
 
 
 def math(folder: Path, task: str) -> Iterator[dict[str, Any]]:
+    unboxed = []
     for path in sorted(folder.glob("*.json"), key=lambda p: natural_key(p.name)):
         data = _read_json(path)
         if not isinstance(data, dict) or not all(k in data for k in ("problem", "solution")):
             raise TaskDataError(f"{path}: expected an object with 'problem' and 'solution'")
         answer = last_boxed(data["solution"])
-        if answer is None:
-            continue  # no boxed answer: nothing to verify against
+        if answer is None:  # no boxed answer: nothing to verify against
+            unboxed.append(path.name)
+            continue
         meta = {"level": data.get("level"), "type": data.get("type"), "worked_solution": data["solution"]}
         yield _record(task, path.stem, data["problem"], answer, meta)
+    if unboxed:
+        logger.warning("%s: left out %d problem(s) whose solution has no \\boxed answer (e.g. %s)",
+                       folder, len(unboxed), unboxed[0])
 
 
 def gsm_hard(path: Path) -> Iterator[dict[str, Any]]:
