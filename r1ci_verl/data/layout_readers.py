@@ -21,9 +21,8 @@ from r1ci_verl.data.tasks.records import json_lines
 
 GAME24_TARGET = 24
 _NATURAL = re.compile(r"(\d+)")
-
-
 logger = logging.getLogger(__name__)
+
 
 def natural_key(name: str) -> tuple:
     """``sample_2`` before ``sample_10``: digit runs compare as numbers."""
