@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         code = getattr(exc, "exit_code", RUNTIME_EXIT)
-        message = str(exc) if isinstance(exc, (UsageError, RunError)) else f"{type(exc).__name__}: {exc}"
+        known = isinstance(exc, (UsageError, RunError)) or hasattr(exc, "exit_code")
+        message = str(exc) if known else f"{type(exc).__name__}: {exc}"
         message = " ".join(message.split()) or type(exc).__name__  # one line, whatever the exception held
         hint = "" if args.debug else " (r1ci --debug shows the traceback)" if code == RUNTIME_EXIT else ""
         print(f"r1ci {_command_name(args)}: error: {message}{hint}", file=sys.stderr)

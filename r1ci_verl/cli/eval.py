@@ -75,13 +75,14 @@ def run(args: argparse.Namespace) -> int:
 
 async def _evaluate(args, client, questions, config, out: Path, log) -> int:
     from r1ci_verl.cli.offline import client_and_sandbox, raise_if_failed
+    from r1ci_verl.cli.rollout_args import run_settings
     from r1ci_verl.evaluation import bar_chart, evaluate, markdown, open_store, summarize
     from r1ci_verl.rollout.offline import write_json_atomic, write_text_atomic
 
     with_sandbox = config.rollout.rules.max_code_calls > 0
     async with client_and_sandbox(args, client, log, with_sandbox=with_sandbox) as open_session:
         out.mkdir(parents=True, exist_ok=True)
-        with open_store(out / "samples.jsonl") as store:
+        with open_store(out / "samples.jsonl", run_settings(args)) as store:
             failures = await evaluate(questions, client, store, config, open_session, progress=not args.no_progress)
             wanted = {(q.index, s) for q in questions for s in range(config.n)}
             records = [r for r in store.records if (int(r["index"]), int(r["sample"])) in wanted]

@@ -82,16 +82,18 @@ def run(args: argparse.Namespace) -> int:
 
 async def _sample(args, client, questions, config, samples_path, log) -> int:
     from r1ci_verl.cli.offline import client_and_sandbox, raise_if_failed, usage_line
+    from r1ci_verl.cli.rollout_args import run_settings
     from r1ci_verl.potential import SampleStore, potential_table, sample_potential, write_table
     from r1ci_verl.potential.strategies import get_strategy
 
     runs_code = any(get_strategy(name).runs_code for name in config.strategies)
     async with client_and_sandbox(args, client, log, with_sandbox=runs_code) as open_session:
-        with SampleStore(samples_path) as store:
+        with SampleStore(samples_path, settings=run_settings(args, strategies=list(config.strategies))) as store:
             failures = await sample_potential(
                 questions, client, store, config, open_session=open_session, progress=not args.no_progress,
             )
-            records = list(store.records)
+            records = [r for r in store.records  # a larger earlier run may hold more samples than asked for
+                       if r["strategy"] in config.strategies and int(r["sample"]) < config.samples_per_strategy]
     raise_if_failed(failures)
     write_table(potential_table(questions, records, config), args.out)
     log.info("wrote p and potential of %d questions to %s (%s)", len(questions), args.out, usage_line(client))

@@ -74,6 +74,18 @@ def rollout_settings(args: argparse.Namespace):
                            sampling=SamplingConfig(temperature=args.temperature, top_p=args.top_p))
 
 
+RUN_SETTINGS = ("backend", "model", "tokenizer", "api", "server", "temperature", "top_p", "max_tokens",
+                "max_code_calls", "code_timeout", "sandbox_backend", "seed", "data", "tasks", "split", "split_file")
+
+
+def run_settings(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    """What decides the answers a run samples: a resumed run must match it (see ResultStore)."""
+    settings = {name: getattr(args, name) for name in RUN_SETTINGS if hasattr(args, name)}
+    if isinstance(settings.get("data"), str):
+        settings["data"] = os.path.abspath(settings["data"])
+    return {**settings, **extra}
+
+
 def _load_tokenizer(name: str, flag: str, hub_allowed: bool):
     from transformers import AutoTokenizer
 

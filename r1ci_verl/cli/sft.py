@@ -93,14 +93,15 @@ def run_synth(args: argparse.Namespace) -> int:
 
 async def _synth(args, client, questions, config, out: Path, samples: Path, log) -> int:
     from r1ci_verl.cli.offline import client_and_sandbox, raise_if_failed
+    from r1ci_verl.cli.rollout_args import run_settings
     from r1ci_verl.rollout.offline import ResultStore, write_json_atomic, write_text_atomic
     from r1ci_verl.synth import select, synthesize, yield_table
 
     async with client_and_sandbox(args, client, log, with_sandbox=True) as open_session:
-        with ResultStore(samples, ("index", "sample")) as store:
+        with ResultStore(samples, ("index", "sample"), settings=run_settings(args)) as store:
             failures = await synthesize(questions, client, store, config, open_session,
                                         progress=not args.no_progress)
-            records = list(store.records)
+            records = [r for r in store.records if int(r["sample"]) < config.samples_per_question]
     raise_if_failed(failures)
     kept, yields = select(questions, records, config)
     write_text_atomic(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))

@@ -39,8 +39,8 @@ def eval_messages(question: Question, add_system_prompt: bool = True) -> list[di
     return messages
 
 
-def open_store(path) -> ResultStore:
-    return ResultStore(path, SAMPLE_KEY)
+def open_store(path, settings: dict | None = None) -> ResultStore:
+    return ResultStore(path, SAMPLE_KEY, settings)
 
 
 async def evaluate(

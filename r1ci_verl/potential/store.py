@@ -22,5 +22,5 @@ def sample_key(record: dict[str, Any]) -> SampleKey:
 class SampleStore(ResultStore):
     """Open (or create) `path`; `done` holds the keys already scored."""
 
-    def __init__(self, path: str | Path):
-        super().__init__(path, KEY_FIELDS)
+    def __init__(self, path: str | Path, settings: dict[str, Any] | None = None):
+        super().__init__(path, KEY_FIELDS, settings)

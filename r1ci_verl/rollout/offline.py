@@ -133,6 +133,15 @@ def text_only_rules(rules: EngineRules) -> EngineRules:
 
 
 # ---------------------------------------------------------------------------- result store
+SETTINGS_SUFFIX = ".settings.json"  # beside a store: the run settings its answers were sampled with
+
+
+class StoreSettingsMismatch(ValueError):
+    """A store is reopened with other run settings: a usage error (exit status 2 in the CLI)."""
+
+    exit_code = 2
+
+
 class ResultStore:
     """Append-only JSONL of finished records, keyed by `key_fields`, so a killed run resumes.
 
@@ -140,13 +149,31 @@ class ResultStore:
     done; a half-written last line (the process died mid-write) is cut off on open.
     """
 
-    def __init__(self, path: str | Path, key_fields: Sequence[str]):
+    def __init__(self, path: str | Path, key_fields: Sequence[str], settings: Optional[dict[str, Any]] = None):
         self.path = Path(path)
         self.key_fields = tuple(key_fields)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if settings is not None:
+            self._check_settings(settings)
         self.records: list[dict[str, Any]] = list(self._read_and_repair())
         self.done: set[tuple] = {self.key(r) for r in self.records}
         self._file = self.path.open("a", encoding="utf-8")
+
+    def _check_settings(self, settings: dict[str, Any]) -> None:
+        """A resumed run must sample as the earlier one did (model, sampling, rules, data), or its
+        stored answers would be reported under settings that did not produce them."""
+        sidecar = self.path.with_name(self.path.name + SETTINGS_SUFFIX)
+        settings = json.loads(json.dumps(settings, default=str))
+        if not sidecar.exists():
+            write_json_atomic(sidecar, settings)
+            return
+        stored = json.loads(sidecar.read_text(encoding="utf-8"))
+        changed = sorted(k for k in {*stored, *settings} if stored.get(k) != settings.get(k))
+        if changed:
+            what = ", ".join(f"{k} {stored.get(k)!r} -> {settings.get(k)!r}" for k in changed)
+            raise StoreSettingsMismatch(
+                f"{self.path} holds answers sampled with other settings ({what}): "
+                "rerun with the same settings to continue it, or write to a new output")
 
     def key(self, record: dict[str, Any]) -> tuple:
         return tuple(_norm(record[f]) for f in self.key_fields)

@@ -146,6 +146,21 @@ def test_killed_eval_resumes_without_sampling_anything_twice(tmp_path, tiny_toke
     assert len(asked) - asked_before == 16 - done_before  # only the missing answers were sampled
 
 
+def test_resuming_with_other_settings_is_refused(tmp_path, capsys):
+    """Stored answers must not be reported under a model or sampling settings that did not produce them."""
+    from r1ci_verl.rollout.offline import ResultStore
+
+    samples = tmp_path / "samples.jsonl"
+    with ResultStore(samples, ("index",), settings={"model": "sft-14b", "temperature": 0.6}) as store:
+        store.append({"index": 1})
+    with ResultStore(samples, ("index",), settings={"model": "sft-14b", "temperature": 0.6}) as store:
+        assert store.done == {(1,)}  # same settings: resumed
+    before = samples.read_bytes()
+    with pytest.raises(ValueError, match=r"model 'sft-14b' -> 'rl-14b'"):
+        ResultStore(samples, ("index",), settings={"model": "rl-14b", "temperature": 0.6})
+    assert samples.read_bytes() == before
+
+
 class BrokenSession:
     """A sandbox session whose infrastructure fails (a crashed worker), not the model's code."""
 
