@@ -105,7 +105,9 @@ PY
 fi
 
 # The project is installed editable: re-point it if this checkout is not the one installed.
-installed_root="$("${ENV_DIR}/bin/python" -c 'import pathlib, r1ci_verl; print(pathlib.Path(r1ci_verl.__file__).resolve().parent.parent)' 2>/dev/null || true)"
+# Asked from / in isolated mode, so the caller's working directory (often this checkout) cannot
+# answer in place of the installed finder that the smoke run's subprocesses will use.
+installed_root="$(cd / && "${ENV_DIR}/bin/python" -I -c 'import pathlib, r1ci_verl; print(pathlib.Path(r1ci_verl.__file__).resolve().parent.parent)' 2>/dev/null || true)"
 if [[ "${installed_root}" != "${REPO_ROOT}" ]]; then
     install_project
 fi

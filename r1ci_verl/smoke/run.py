@@ -77,6 +77,21 @@ class Pipeline:
             raise StepFailed(f"step {name!r} failed ({reason}); see {log_path}")
         print(f"[smoke] {name}: done in {elapsed:.0f} s", flush=True)
 
+    def check_install(self) -> None:
+        """Steps run outside the checkout, so they import whatever this interpreter has installed:
+        refuse to start when that is another checkout's code (a stale editable install)."""
+        probe = subprocess.run(
+            [sys.executable, "-I", "-c", "import pathlib, r1ci_verl; print(pathlib.Path(r1ci_verl.__file__).resolve().parents[1])"],
+            capture_output=True, text=True, cwd=self.out,
+        )
+        installed = probe.stdout.strip()
+        if probe.returncode != 0 or Path(installed) != REPO_ROOT:
+            found = installed or probe.stderr.strip().splitlines()[-1:] or "nothing"
+            raise StepFailed(
+                f"{sys.executable} does not import this checkout's r1ci_verl ({REPO_ROOT}) but {found}; "
+                "run scripts/e2e_env.sh from this checkout to re-point its editable install"
+            )
+
     def cli(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "r1ci_verl.cli", *args]
 
@@ -244,6 +259,7 @@ def run_smoke(config: SmokeConfig) -> dict[str, Any]:
     started = time.monotonic()
     error = None
     try:
+        pipeline.check_install()
         pipeline.build_data()
         teacher_counts = pipeline.write_sft_data()
         model = pipeline.build_model()

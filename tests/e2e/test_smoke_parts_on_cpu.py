@@ -157,3 +157,17 @@ def test_eval_check_needs_every_answer_scored_and_code_use_stats(tmp_path):
     path.write_text(json.dumps(report))
     assert not checks.check_eval("sft", path, {(1, 0)}).passed
     assert not checks.check_eval("final", tmp_path / "missing.json", set()).passed
+
+
+def test_smoke_refuses_an_interpreter_that_imports_another_checkout(tmp_path, monkeypatch):
+    """Steps run from the output folder, so they import the installed package, not the checkout:
+    a stale editable install must stop the run before any step, naming what it found."""
+    from r1ci_verl.smoke import run
+    from r1ci_verl.smoke.config import SmokeConfig
+
+    pipeline = run.Pipeline(SmokeConfig(out=tmp_path))
+    pipeline.check_install()  # the test interpreter imports this checkout
+
+    monkeypatch.setattr(run, "REPO_ROOT", tmp_path / "another-checkout")
+    with pytest.raises(run.StepFailed, match="another-checkout.*re-point its editable install"):
+        pipeline.check_install()
