@@ -12,9 +12,9 @@ trainer class (whatever `trainer.v1.trainer_mode` selects) gains mixins. Every r
 per-step means of the reward extras (`reward/<key>/mean`: acc, format_ok, num_code_calls, ...)
 and of the agent loop's counters (`agent/<name>/mean`: num_code_calls, code_timeouts,
 code_exec_time_s, answered, ...), the sandbox's own metrics (`sandbox/*`: queue wait, crashes,
-timeouts, session evictions, summed over the agent-loop workers), and stops the run when more
-than `r1ci.max_sandbox_failure_rate` of a step's code calls failed in the sandbox itself. With a `curriculum` block the train dataloader's sampler is
-swapped for ours and, in online mode, fed each step's rollout accuracy; without one the
+timeouts, session evictions, summed over the agent-loop workers), and stops the run, before
+the step's update, when more than `r1ci.max_sandbox_failure_rate` of its code calls failed in
+the sandbox itself. With a `curriculum` block the train dataloader's sampler is swapped for ours and, in online mode, fed each step's rollout accuracy; without one the
 training itself is plain verl.
 """
 
@@ -121,21 +121,34 @@ def feedback_from_fields(indices: Sequence[Any], extra_fields: Sequence[Any], pa
 
 
 class RolloutMetricsTrainerMixin:
-    """Put before any verl v1 PPOTrainer class: logs reward extras and agent-loop counters each step."""
+    """Put before any verl v1 PPOTrainer class: logs reward extras and agent-loop counters each
+    step, and stops the run before any update when the sandbox failed too many of its code calls."""
+
+    def _compute_advantage(self, batch, metrics: dict):
+        # verl calls this once per step after the rollout and before the critic and actor
+        # updates (and so before the step's checkpoint): a batch whose code calls mostly failed
+        # in the sandbox itself must not train the policy.
+        extra_fields, padding = _step_extra_fields(batch)
+        check_failure_rate(sandbox_step_metrics(extra_fields, padding), max_sandbox_failure_rate(self.config))
+        return super()._compute_advantage(batch, metrics=metrics)
 
     def _compute_metrics(self, batch, metrics: dict, timing_raw: dict, **kwargs: Any) -> None:
         super()._compute_metrics(batch, metrics, timing_raw, **kwargs)
-        import transfer_queue as tq
-
-        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
-        extra_fields, padding = as_list(data["extra_fields"]), padding_flags(batch)
+        extra_fields, padding = _step_extra_fields(batch)
         metrics.update(rollout_metrics(extra_fields, padding))
         sandbox = sandbox_step_metrics(extra_fields, padding)
         if not hasattr(self, "_sandbox_counters"):
             self._sandbox_counters = SandboxStepCounters()
         metrics.update(sandbox)
         metrics.update(self._sandbox_counters.update(sandbox))
-        check_failure_rate(sandbox, max_sandbox_failure_rate(self.config))
+
+
+def _step_extra_fields(batch) -> tuple[list[Any], list[bool]]:
+    """The step's per-trajectory extra_fields (from verl's transfer queue) and padding flags."""
+    import transfer_queue as tq
+
+    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
+    return as_list(data["extra_fields"]), padding_flags(batch)
 
 
 def max_sandbox_failure_rate(config: DictConfig) -> float:

@@ -92,3 +92,53 @@ def test_every_run_gets_the_metrics_mixin(tmp_path, mode):
     cls = r1ci_trainer_cls(staged)
     assert issubclass(cls, RolloutMetricsTrainerMixin) and issubclass(cls, CurriculumTrainerMixin)
     assert cls._compute_metrics is RolloutMetricsTrainerMixin._compute_metrics  # runs first, then calls verl's
+
+
+def test_verl_computes_advantages_before_any_update():
+    """The failure-rate stop lives in `_compute_advantage` because verl's step calls it after the
+    rollout and before the critic and actor updates; this pins that order in the pinned verl."""
+    import inspect
+
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+
+    source = inspect.getsource(PPOTrainer._step_once)
+    advantage = source.index("self._compute_advantage(")
+    assert advantage < source.index("self._update_critic(") and advantage < source.index("self._update_actor(")
+
+
+class _RecordingTrainer:
+    """verl's step order reduced to the calls the mixin wraps (the batch lives in the transfer queue)."""
+
+    def __init__(self, max_rate: float):
+        self.config = OmegaConf.create({"r1ci": {"max_sandbox_failure_rate": max_rate}})
+        self.calls: list[str] = []
+
+    def _compute_advantage(self, batch, metrics):
+        self.calls.append("advantage")
+        return batch
+
+    def step(self, batch):
+        batch = self._compute_advantage(batch, metrics={})
+        self.calls.append("update_actor")
+        return batch
+
+
+@pytest.mark.parametrize("failures, stops", [(20, True), (4, False)])
+def test_a_step_with_a_broken_sandbox_stops_before_the_actor_update(monkeypatch, failures, stops):
+    import transfer_queue
+    from types import SimpleNamespace
+
+    from r1ci_verl.rollout.metrics import SandboxFailureError
+
+    rows = [{"extra_fields": {"num_code_calls": 2, "sandbox_failures": 1 if i < failures else 0}} for i in range(32)]
+    monkeypatch.setattr(transfer_queue, "kv_batch_get",
+                        lambda keys, partition_id, select_fields: {"extra_fields": stored_extra_fields(rows)})
+    batch = SimpleNamespace(keys=list(range(32)), partition_id="train", tags=[{} for _ in range(32)])
+    trainer = type("Trainer", (RolloutMetricsTrainerMixin, _RecordingTrainer), {})(max_rate=0.25)
+    if stops:  # 20 of 64 calls = 31% > 25%
+        with pytest.raises(SandboxFailureError, match="31% of this step's 64 code calls"):
+            trainer.step(batch)
+        assert trainer.calls == []
+    else:
+        trainer.step(batch)
+        assert trainer.calls == ["advantage", "update_actor"]
