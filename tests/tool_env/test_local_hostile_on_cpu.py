@@ -260,6 +260,10 @@ CASES = [
          stdout_is("True\n"), timeout_s=10),  # PAM sleeps a few seconds after a failed attempt
     Case("no_new_privs",
          "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('NoNewPrivs')][0])", stdout_is("1\n")),
+    Case("no_capabilities",  # the zygote holds CAP_SYS_ADMIN in its sandbox: a run must hold nothing
+         "import re\nstatus = open('/proc/self/status').read()\n"
+         "print({k: int(v, 16) for k, v in re.findall(r'^(Cap(?:Inh|Prm|Eff|Amb)):\\s*([0-9a-f]+)$', status, re.M)})",
+         stdout_is("{'CapInh': 0, 'CapPrm': 0, 'CapEff': 0, 'CapAmb': 0}\n")),
     Case("not_root", "import os\nprint(os.getuid() != 0 and os.geteuid() != 0)", stdout_is("True\n")),
     Case("mount_tmpfs", "import subprocess\nr = subprocess.run(['mount', '-t', 'tmpfs', 'x', '/mnt'], capture_output=True)\n"
          "print(r.returncode != 0)", stdout_is("True\n")),

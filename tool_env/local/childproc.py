@@ -23,6 +23,7 @@ import traceback
 import types
 from typing import Any
 
+from tool_env.local import fastfork
 from tool_env.local.run_namespaces import enter_fresh_namespaces
 from tool_env.local.seccomp import forbid_keyrings
 from tool_env.local.wire import read_code, write_frame
@@ -39,10 +40,13 @@ MT19937_STATE_WORDS = 624
 MT19937_STATE_BYTES = 4 * MT19937_STATE_WORDS
 
 _libc = ctypes.CDLL(None, use_errno=True)
+# Function pointers are looked up (and cached on `_libc`) here, in the zygote: a lookup in each
+# child would allocate and write shared pages there. The same holds in run_namespaces and seccomp.
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 
 
 def _prctl(option: int, value: int) -> None:
-    if _libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0) != 0:
+    if _libc.prctl(option, value, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), f"prctl({option}) failed")
 
 
@@ -114,7 +118,7 @@ class Prepared:
     same way) saves about 1 ms of CPU per stateless run (`benchmarks/profile_sandbox.py`).
     """
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: dict[str, Any], fork_hooks: fastfork.HookRecorder | None = None) -> None:
         if dict(os.environ) != settings["env"]:  # exactly the configured environment, nothing else
             os.environ.clear()
             os.environ.update(settings["env"])
@@ -124,15 +128,24 @@ class Prepared:
         self.streams = (open(0, encoding="utf-8", closefd=False), _text_stream(1), _text_stream(2))
         self.mt_state = _numpy_state_address()
         _warm_fork_hooks()
+        # Decided last: the steps above must not start threads or register hooks unseen.
+        self.raw_fork, self.raw_fork_refused = (
+            fastfork.raw_fork_allowed(fork_hooks) if fork_hooks is not None else (False, "no hook record")
+        )
+        self.random_generators = fastfork.random_generators(fork_hooks) if self.raw_fork else ()
+
+    def fork(self) -> int:
+        return fastfork.fork() if self.raw_fork else os.fork()
 
     def reseed(self) -> None:
         """Forked children share the zygote's RNG state; real interpreters do not.
 
-        `random` is reseeded from os.urandom by CPython itself in every fork (an
-        `os.register_at_fork` hook of the random module). numpy's global generator gets the
+        `random` is reseeded from os.urandom by CPython's after-fork hook under `os.fork`, and
+        here under the zygote's cheaper fork (`fastfork`), which skips that hook. numpy's global generator gets the
         whole Mersenne Twister state straight from the OS (624 words, position 624 = a fresh
         state): as random as `seed()`, without going through SeedSequence (0.5 ms in a fork).
         """
+        fastfork.reseed_random(self.random_generators)
         if self.mt_state is not None:
             ctypes.memmove(self.mt_state, os.urandom(MT19937_STATE_BYTES), MT19937_STATE_BYTES)
             ctypes.c_int.from_address(self.mt_state + MT19937_STATE_BYTES).value = MT19937_STATE_WORDS
@@ -162,11 +175,16 @@ def _warm_fork_hooks() -> None:
         hook()
 
 
-def prepare(settings: dict[str, Any]) -> Prepared:
-    """Called by the zygote once, after the preloads and before the first fork."""
+def prepare(settings: dict[str, Any], fork_hooks: fastfork.HookRecorder | None = None) -> Prepared:
+    """Called by the zygote once, after the preloads (recorded by `fork_hooks`), before the first fork."""
     global _prepared
-    _prepared = Prepared(settings)
+    _prepared = Prepared(settings, fork_hooks)
     return _prepared
+
+
+def fork() -> int:
+    """The zygote's fork: `fastfork`'s where `prepare` found it safe, else `os.fork`."""
+    return _prepared.fork() if _prepared is not None else os.fork()
 
 
 def _numpy_state_address() -> int | None:

@@ -56,7 +56,7 @@ def fork_child(settings: dict[str, Any], persistent: bool, zygote_pid: int) -> C
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     status_r, status_w = os.pipe()
-    pid = os.fork()
+    pid = childproc.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         try:
             childproc.child_main(

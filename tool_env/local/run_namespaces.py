@@ -34,6 +34,8 @@ CAP_SETS_U32 = 2  # version 3 capability data: two 32-bit words per set
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.capset.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
 
 
 class _CapHeader(ctypes.Structure):

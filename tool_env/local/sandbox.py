@@ -76,6 +76,7 @@ class LocalSandbox(Sandbox):
             self._pool.close()
             raise
         self.preload_errors = first.preload_errors
+        self.fork_method = first.fork_method  # how runs are forked (tool_env.local.fastfork)
         self._pool.give_back(first)
         self._pool.fill()
         self._stop_ttl = threading.Event()

@@ -35,6 +35,7 @@ KEYRING_SYSCALLS = {
 }
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_libc.prctl.restype = ctypes.c_int  # looked up once here, in the zygote, not in every child
 
 
 class _Filter(ctypes.Structure):

@@ -33,6 +33,7 @@ class Worker:
         self.level = plan.level
         self.alive = False
         self.preload_errors: dict[str, str] = {}
+        self.fork_method = ""  # how the zygote forks runs (`fastfork`), for diagnostics
         self._reader = FrameReader()
         self._pending: list[Any] = []
         try:
@@ -61,6 +62,7 @@ class Worker:
             raise WorkerDied(f"sandbox worker ({self.level}) failed to start: {exc}") from None
         self.pid = hello.get("pid")
         self.preload_errors = hello.get("preload_errors", {})
+        self.fork_method = hello.get("fork", "")
 
     def call(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         """Send one request; the reply must arrive within `timeout_s` plus a grace period."""

@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any
 
-from tool_env.local import childproc, reaping, run_namespaces
+from tool_env.local import childproc, fastfork, reaping, run_namespaces
 from tool_env.local.capture import Capture, execute, new_capture, outcome, payload
 from tool_env.local.children import (
     PR_SET_CHILD_SUBREAPER,
@@ -75,19 +75,21 @@ class Zygote:
         if self.kill_mode != "pidns":
             prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of a run reparent here, not to init
         self.scratch.make_workdir()
-        for name in self.settings["preload"]:
-            try:
-                __import__(name)
-            except BaseException as exc:  # a broken optional library must not kill the worker
-                self.preload_errors[name] = f"{type(exc).__name__}: {exc}"
+        with fastfork.HookRecorder() as fork_hooks:  # which after-fork hooks the preloads add
+            for name in self.settings["preload"]:
+                try:
+                    __import__(name)
+                except BaseException as exc:  # a broken optional library must not kill the worker
+                    self.preload_errors[name] = f"{type(exc).__name__}: {exc}"
         if self.settings.get("fresh_namespaces"):  # system-call arguments made once, not per child
             self.settings["fresh_namespaces"] = run_namespaces.prepare(self.settings["fresh_namespaces"])
-        childproc.prepare(self.settings)  # once here, not in every child
+        prepared = childproc.prepare(self.settings, fork_hooks)  # once here, not in every child
         gc.collect()
         gc.freeze()  # a collection in a child must not touch (and so copy) every inherited page
         collapse_heap_into_huge_pages()
         self.prefork = self.fork_child(persistent=False)
-        return {"ready": True, "pid": self.pid, "preload_errors": self.preload_errors}
+        fork = "libc fork (no after-fork work)" if prepared.raw_fork else f"os.fork ({prepared.raw_fork_refused})"
+        return {"ready": True, "pid": self.pid, "preload_errors": self.preload_errors, "fork": fork}
 
     def fork_child(self, persistent: bool) -> Child:
         return fork_child(self.settings, persistent, self.pid)
