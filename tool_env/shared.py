@@ -190,16 +190,19 @@ class SharedSandbox(Sandbox):
                     break
                 if other is not session and not other.busy:
                     victims.append(other)
+            detached = []
             for victim in victims:
                 del self._live[id(victim)]
                 self._evictions += 1
-        for victim in victims:
+                detached.append((victim, victim.detach()))  # under the lock: see `_Capped.begin`
+        for victim, inner in detached:
             logger.info("tool_env: more than max_sessions=%d live sessions: evicted the least recently used idle one",
                         self.max_sessions)
-            victim.evict()
+            victim.close_detached(inner)
 
     def touch(self, session: "_Capped") -> None:
         with self._lock:
+            session.busy = False
             if self._live.pop(id(session), None) is not None:
                 self._live[id(session)] = session
 
@@ -219,7 +222,13 @@ class SharedSandbox(Sandbox):
 
 
 class _Capped:
-    """Bookkeeping shared by the capped sync and async sessions."""
+    """Bookkeeping shared by the capped sync and async sessions.
+
+    A session is busy from `begin` to the end of its run, and an eviction only takes idle
+    sessions; both happen under the owner's lock, so a run either finds its interpreter
+    (and keeps it to the end) or finds it evicted and opens a fresh one, never one that a
+    neighbour's admission is closing.
+    """
 
     stateful = True
 
@@ -230,17 +239,32 @@ class _Capped:
         self.busy = False
         self.closed = False
 
-    def evict(self) -> None:
+    def detach(self) -> Any:
+        """Evicted (the owner holds its lock): hand over the inner session to close."""
+        inner, self._inner = self._inner, None
+        self._evicted = True
+        return inner
+
+    def close_detached(self, inner: Any) -> None:
         raise NotImplementedError
 
+    def begin(self) -> Any:
+        """Mark busy; the inner session to run on, or None when one must be opened (admitted first)."""
+        if self.closed:
+            raise SandboxClosedError("session is closed")
+        with self._owner._lock:
+            self.busy = True
+            inner = self._inner
+        if inner is None:
+            self._owner.admit(self)
+        return inner
+
     @contextmanager
-    def _running(self) -> Iterator[None]:
+    def _running(self) -> Iterator[Any]:
         """Busy while a run is in flight (never evicted then); afterwards most recently used."""
-        self.busy = True
         try:
-            yield
+            yield self.begin()
         finally:
-            self.busy = False
             self._owner.touch(self)
 
     def _mark(self, result: ExecutionResult) -> ExecutionResult:
@@ -253,17 +277,12 @@ class _Capped:
 
 class CappedSession(_Capped, Session):
     def run(self, code: str, timeout_s: float | None = None) -> ExecutionResult:
-        if self._inner is None:
-            if self.closed:
-                raise SandboxClosedError("session is closed")
-            self._owner.admit(self)
-            self._inner = self._owner.inner.session(stateful=True)
-        with self._running():
-            return self._mark(self._inner.run(code, timeout_s))
+        with self._running() as inner:
+            if inner is None:
+                inner = self._inner = self._owner.inner.session(stateful=True)
+            return self._mark(inner.run(code, timeout_s))
 
-    def evict(self) -> None:
-        inner, self._inner = self._inner, None
-        self._evicted = True
+    def close_detached(self, inner: Any) -> None:
         if inner is not None:
             inner.close()
 
@@ -277,17 +296,12 @@ class CappedSession(_Capped, Session):
 
 class CappedAsyncSession(_Capped, AsyncSession):
     async def run(self, code: str, timeout_s: float | None = None) -> ExecutionResult:
-        if self.closed:
-            raise SandboxClosedError("session is closed")
-        if self._inner is None:
-            self._owner.admit(self)
-            self._inner = self._owner.inner.async_session(stateful=True)
-        with self._running():
-            return self._mark(await self._inner.run(code, timeout_s))
+        with self._running() as inner:
+            if inner is None:
+                inner = self._inner = self._owner.inner.async_session(stateful=True)
+            return self._mark(await inner.run(code, timeout_s))
 
-    def evict(self) -> None:
-        inner, self._inner = self._inner, None
-        self._evicted = True
+    def close_detached(self, inner: Any) -> None:
         if inner is not None:
             self._owner.close_later(inner.close)
 

@@ -92,3 +92,39 @@ def test_default_pool_is_bounded_on_a_big_node(monkeypatch) -> None:
     assert config.effective_pool_size == 24  # not 192 per process: 8 workers x 24 = one per core
     assert config.effective_max_sessions == 4 * 24
     assert SandboxConfig(processes_per_node=4).effective_pool_size == 32
+
+
+def test_sessions_racing_for_the_cap_never_run_on_an_evicted_interpreter() -> None:
+    """Threads whose sessions evict each other all the time (cap 1): every run either continues
+    its own interpreter or says it restarted; none fails because a neighbour evicted it mid-call."""
+    import threading
+
+    sandbox = shared_sandbox(SandboxConfig(max_sessions=1, **{**FAST, "pool_size": 2}))
+    start = threading.Barrier(4)
+    failures: list[str] = []
+
+    def worker() -> None:
+        start.wait()
+        for _ in range(25):  # new sessions keep being admitted while the others sit idle between runs
+            session = sandbox.session(stateful=True)
+            expected = 0
+            try:
+                for _ in range(4):
+                    result = session.run("n = globals().get('n', 0) + 1\nprint(n)")
+                    expected = 1 if result.extra.get("session_restarted") else expected + 1
+                    if not result.ok or result.stdout != f"{expected}\n":
+                        failures.append(f"{result.stdout!r} (expected {expected}): {result.error}")
+                    time.sleep(0.001)  # idle, as while the model writes its next turn: evictable
+            except Exception as exc:  # an evicted inner session used anyway
+                failures.append(f"{type(exc).__name__}: {exc}")
+            finally:
+                session.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    evictions = sandbox.metrics()["sandbox/session_evictions"]
+    assert evictions > 10, evictions
