@@ -153,6 +153,17 @@ def test_stateful_crash_restarts_fresh(sandbox) -> None:
         assert after.stdout == "False\n" and after.extra.get("session_restarted") is True
 
 
+def test_a_session_that_corrupts_its_status_channel_is_reported_crashed_and_restarted(sandbox) -> None:
+    """Reported as WorkerCrashed, it must also be treated as one: what is left in the channel
+    must not be read as the next run's status."""
+    with sandbox.session(stateful=True) as session:
+        session.run("kept = 1")
+        corrupt = session.run("import os\nos.write(4, b'\\xff' * 64)")
+        assert corrupt.error.name == "WorkerCrashed" and "status channel" in corrupt.error.message
+        after = session.run("print('kept' in globals())")
+        assert after.ok and after.stdout == "False\n" and after.extra.get("session_restarted") is True
+
+
 def test_idle_stateful_sessions_expire_after_their_ttl() -> None:
     with create_sandbox(SandboxConfig(pool_size=1, session_ttl_s=1, **FAST)) as sandbox:
         session = sandbox.session(stateful=True)

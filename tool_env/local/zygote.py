@@ -138,7 +138,7 @@ class Zygote:
         """Turn a capture into a reply header. Killing and reaping what the run leaves behind
         waits for `after_reply`, off the caller's critical path (but before the next run here)."""
         reply = outcome(child, capture, timeout_s, self.max_stream_bytes)
-        if not keep or not capture.status_done or capture.output_exceeded:
+        if not keep or not capture.status_done or capture.status_corrupt or capture.output_exceeded:
             kill_quietly(child.pid)  # stop it now; reaping and the sweep come after the reply
             self.dirty = child
             if keep:
