@@ -8,6 +8,7 @@ traceback after an hour of work.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -32,9 +33,23 @@ def add_client_args(parser: argparse.ArgumentParser, model_help: str) -> None:
                    help="openai: the server kind, which picks request extras (default: %(default)s)")
     g.add_argument("--api-key-env", default="OPENAI_API_KEY",
                    help="environment variable holding the API key, if any (default: %(default)s)")
+    g.add_argument("--chat-template-kwargs", type=json_object, default={}, metavar="JSON",
+                   help="extra chat-template arguments, as training's data.apply_chat_template_kwargs, "
+                   "e.g. '{\"enable_thinking\": false}' (default: none)")
     g.add_argument("--concurrency", type=int, default=32, help="answers in flight at once (default: %(default)s)")
     g.add_argument("--max-retries", type=int, default=6,
                    help="retries per request on 429/5xx/connection errors (default: %(default)s)")
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """argparse type: a JSON object (argparse turns the ValueError into a usage error naming the flag)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc.msg} at character {exc.pos}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"enable_thinking\": false}}', got {text!r}")
+    return value
 
 
 def add_rule_args(parser: argparse.ArgumentParser, temperature: float, max_tokens: int = 4096) -> None:
@@ -74,7 +89,7 @@ def rollout_settings(args: argparse.Namespace):
                            sampling=SamplingConfig(temperature=args.temperature, top_p=args.top_p))
 
 
-RUN_SETTINGS = ("backend", "model", "tokenizer", "api", "server", "temperature", "top_p", "max_tokens",
+RUN_SETTINGS = ("backend", "model", "tokenizer", "api", "server", "chat_template_kwargs", "temperature", "top_p", "max_tokens",
                 "max_code_calls", "code_timeout", "sandbox_backend", "seed", "data", "tasks", "split", "split_file")
 
 
@@ -98,6 +113,18 @@ def _load_tokenizer(name: str, flag: str, hub_allowed: bool):
 
 def build_client(args: argparse.Namespace):
     """The client named by the flags; model and tokenizer are resolved here, before any work."""
+    client = _build_client(args)
+    client.chat_template_kwargs = dict(getattr(args, "chat_template_kwargs", None) or {})
+    if client.chat_template_kwargs:
+        try:  # an argument the template cannot take fails here, not in the first answer
+            client.render([{"role": "user", "content": "ping"}])
+        except Exception as exc:
+            raise UsageError(f"--chat-template-kwargs {json.dumps(client.chat_template_kwargs)}: the chat template "
+                             f"rejects them ({type(exc).__name__}: {exc})") from None
+    return client
+
+
+def _build_client(args: argparse.Namespace):
     from r1ci_verl.rollout.clients import OpenAIClient, TransformersClient
 
     if args.backend == "transformers":

@@ -94,6 +94,9 @@ class Client(abc.ABC):
 
     tokenizer: Any
     usage: Usage
+    # Extra arguments of the chat template, as training's `data.apply_chat_template_kwargs`
+    # (e.g. {"enable_thinking": False}): an answer must be sampled from the prompt it trained on.
+    chat_template_kwargs: dict[str, Any] = {}
 
     @abc.abstractmethod
     async def generate(self, prompt_ids: list[int], max_tokens: int, stop: Sequence[str],
@@ -106,7 +109,8 @@ class Client(abc.ABC):
         return None
 
     def render(self, messages: list[dict[str, str]]) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+                                                  **self.chat_template_kwargs)
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         return self.tokenizer.encode(self.render(messages), add_special_tokens=False)
@@ -197,10 +201,11 @@ class OpenAIClient(Client):
     def _chat_messages(self, prompt_ids: list[int]) -> dict[str, Any]:
         """The prompt's messages plus the transcript so far as an assistant message to continue."""
         messages, response = self._split_prompt(prompt_ids)
+        extras = {"chat_template_kwargs": dict(self.chat_template_kwargs)} if self.chat_template_kwargs else {}
         if not response:
-            return {"messages": messages}
+            return {"messages": messages, **extras}
         return {"messages": messages + [{"role": "assistant", "content": response}],
-                "continue_final_message": True, "add_generation_prompt": False}
+                "continue_final_message": True, "add_generation_prompt": False, **extras}
 
     def _split_prompt(self, prompt_ids: list[int]) -> tuple[list[dict[str, str]], str]:
         key = tuple(prompt_ids[: self._rendered_len(prompt_ids)])

@@ -223,3 +223,48 @@ def test_offline_commands_check_the_sandbox_before_sampling(monkeypatch):
     monkeypatch.delenv("E2B_API_KEY", raising=False)
     with pytest.raises(RunError, match="E2B_API_KEY"):
         open_sandbox(argparse.Namespace(sandbox_backend="e2b", code_timeout=5.0))
+
+
+THINKING_TEMPLATE = (  # a Qwen3-like switch: training renders it with data.apply_chat_template_kwargs
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}{% endif %}"
+)
+
+
+@pytest.mark.parametrize("api", ["completions", "chat"])
+def test_chat_template_kwargs_reach_the_prompt_like_in_training(tiny_tokenizer, sandbox, api):
+    import copy
+
+    tokenizer = copy.deepcopy(tiny_tokenizer)
+    tokenizer.chat_template = THINKING_TEMPLATE
+    with ScriptedOpenAIServer(scripted_replies([("So <<<42>>>.", True)]), tokenizer) as server:
+        client = OpenAIClient(server.base_url, "scripted", tokenizer, api=api)
+        assert "<think>" not in client.render(MESSAGES)
+        client.chat_template_kwargs = {"enable_thinking": False}
+        assert client.render(MESSAGES).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+
+        async def go():
+            try:
+                return await rollout(client, MESSAGES, RolloutSettings(budget=64, sampling=SamplingConfig(0.0)),
+                                     seed=0, open_session=sandbox.async_session)
+            finally:
+                await client.aclose()
+
+        asyncio.run(go())
+        request = server.requests[0]
+    if api == "chat":  # the server renders the template: it gets the same arguments
+        assert request["chat_template_kwargs"] == {"enable_thinking": False}
+    else:  # vLLM gets token ids of the locally rendered prompt
+        assert tokenizer.decode(request["prompt"]).endswith("<think>\n\n</think>\n\n")
+
+
+@pytest.mark.parametrize("value, message", [("[1]", "expected a JSON object"), ("{enable", "not JSON")])
+def test_chat_template_kwargs_must_be_a_json_object(value, message, capsys):
+    from r1ci_verl.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:  # argparse's usage error, before anything is read
+        main(["eval", "--data", "x.parquet", "--model", "m", "--chat-template-kwargs", value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--chat-template-kwargs" in err and message in err
