@@ -170,10 +170,36 @@ def number_matches(written: str, expected: float, *, rel_tol: float = NUMERIC_RE
 _DECORATED_NUMBER = re.compile(
     r"""^(?:[$€£¥~≈=]\s*)?                  # optional currency, "about" or "=" sign
         (?P<num>[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|[-+]?\.\d+)
-        (?:\s*%|\s*[A-Za-z][A-Za-z\s\-]*)?$   # optional percent sign or a unit / noun
+        (?:\s*%|\s*(?P<unit>[A-Za-z][A-Za-z\s\-]*))?$   # optional percent sign or a unit / noun
     """,
     re.VERBOSE,
 )
+# Words after a number that change what it says: a hedge or negation ("8 or more", "8 is wrong",
+# "8 not 9" is not the claim "8") or a scale ("8 million", "8k" is not 8). A unit or noun
+# ("8 apples", "4.67 dollars") may follow a number; these may not.
+_NOT_A_UNIT = frozenset(
+    """or nor not no never neither either maybe perhaps possibly probably wrong incorrect false
+    than and but plus minus to vs versus
+    half halves quarter quarters dozen dozens hundred hundreds thousand thousands million millions
+    billion billions trillion trillions k mn bn""".split()
+)
+
+
+def _decorated_number(text: str | None) -> str | None:
+    """The number of a decorated number answer ("$1,234.50", "8 apples"), commas dropped; None
+    for other text, including a number followed by a hedge, negation or scale word."""
+    text = clean(text, sentence=True)
+    if text is None:
+        return None
+    match = _DECORATED_NUMBER.match(text)
+    if match is None:
+        return None
+    unit = match.group("unit")
+    if unit and _NOT_A_UNIT.intersection(re.split(r"[\s\-]+", unit.casefold())):
+        return None
+    return match.group("num").replace(",", "")
+
+
 _NUMBER_WORDS = {
     word: value
     for value, word in enumerate(
@@ -186,13 +212,10 @@ _NUMBER_WORDS = {
 def number_text(text: str | None) -> str | None:
     """The bare number a decorated answer writes ("$1,234.50" → "1234.50", "8 apples" → "8",
     "2e-6" → "2e-6"), else None."""
-    text = clean(text, sentence=True)
-    if text is None:
-        return None
-    if _SCIENTIFIC.fullmatch(text):
-        return text
-    match = _DECORATED_NUMBER.match(text)
-    return None if match is None else match.group("num").replace(",", "")
+    cleaned = clean(text, sentence=True)
+    if cleaned is not None and _SCIENTIFIC.fullmatch(cleaned):
+        return cleaned
+    return _decorated_number(cleaned)
 
 
 def parse_quantity(text: str | None) -> Fraction | None:
@@ -206,11 +229,11 @@ def parse_quantity(text: str | None) -> Fraction | None:
     word = _NUMBER_WORDS.get(text.casefold())
     if word is not None:
         return Fraction(word)
-    match = _DECORATED_NUMBER.match(text)
-    if match is None:
+    number = _decorated_number(text)
+    if number is None:
         return None
     try:
-        return Fraction(match.group("num").replace(",", ""))
+        return Fraction(number)
     except (ValueError, ZeroDivisionError):
         return None
 
@@ -336,12 +359,31 @@ def evaluate_arithmetic(expression: str, *, allow_unary: bool = True, allow_floa
 # "(B)", "B", "B)", "B.", "B:", "(B) circle", "B) circle", "Option B", "answer: (B)".
 _OPTION = re.compile(
     r"""^(?:(?:the\s+)?(?:answer|option|choice)(?:\s+is)?\s*[:\-]?\s*)?   # optional lead-in
-        (?:\((?P<paren>[A-Za-z])\)(?:\s+.*)?                              # (B) or (B) circle
-          |(?P<bare>[A-Z])(?:[).:](?:\s+.*)?)?)                          # B, B), B. circle
+        (?:\((?P<paren>[A-Za-z])\)(?P<paren_text>\s+.*)?                    # (B) or (B) circle
+          |(?P<bare>[A-Z])(?:[).:](?P<bare_text>\s+.*)?)?)                  # B, B), B. circle
         $""",
     re.VERBOSE | re.DOTALL | re.IGNORECASE,
 )
 _OPTION_MARK = re.compile(r"\(([A-Z])\)")
+# In the text after the chosen option: another option named as an option is ("C)", "C.", or a
+# letter after "or"/"and"), which makes the answer a hedge such as "B) or C)" or "(B) or C".
+# "A" and "I" after "or"/"and" inside a sentence are read as English words ("or a", "Jim or I
+# went"), not as options; at the end of the text or before punctuation they are options.
+_OTHER_OPTION = re.compile(
+    r"""(?<![\w'’])\(?(?P<marked>[A-Z])(?:\)|[.:](?=\s|$))
+      |(?i:\b(?:or|and|nor|vs\.?|versus)\s+(?:option\s+|choice\s+)?)
+       (?:\((?P<paren>[A-Za-z])\)|(?P<bare>[B-HJ-Z](?![\w'’])|[AI](?=\s*$|[,;:)])))""",
+    re.VERBOSE,
+)
+# The whole text after "B." in "B. A." (read before sentence cleaning drops the final "."); a
+# bare "I" without a mark is a word (one BBH option is the film "I").
+_LONE_OPTION = re.compile(r"\((?P<paren>[A-Z])\)[.:]?|(?P<bare>[A-HJ-Z])[).:]?|(?P<marked_i>I)[).:]")
+# ... or a statement that the chosen option is not the answer: "(B) is wrong", "B) is not it".
+_NEGATED_OPTION = re.compile(
+    r"\s*(?:is|was)(?:\s+not|n[’']t|\s+wrong|\s+incorrect|\s+false)"
+    r"(?:\s+(?:the\s+)?(?:answer|correct|right|it|one|option|choice))?\s*",
+    re.IGNORECASE,
+)
 _YES = frozenset({"yes", "y", "true"})
 _NO = frozenset({"no", "n", "false"})
 
@@ -357,16 +399,33 @@ def option_letter(text: str) -> str | None:
 
     A bare lower-case letter is not an option ("a" is also a word); "(b)" is.
     """
+    raw = clean(text)
     text = clean(text, sentence=True)
-    if text is None:
+    if text is None or raw is None:
         return None
     match = _OPTION.match(text)
     if match is None or len(set(_OPTION_MARK.findall(text.upper()))) > 1:
         return None  # no option, or a hedge such as "(B) or (C)"
     if match.group("paren"):
-        return match.group("paren").upper()
-    bare = match.group("bare")
-    return bare if bare.isupper() else None
+        letter = match.group("paren").upper()
+    elif match.group("bare").isupper():
+        letter = match.group("bare")
+    else:
+        return None
+    rest = match.group("paren_text") or match.group("bare_text") or ""
+    if _NEGATED_OPTION.fullmatch(rest):
+        return None
+    raw_match = _OPTION.match(_SPACES.sub(" ", raw))
+    raw_rest = (raw_match.group("paren_text") or raw_match.group("bare_text") or "") if raw_match else rest
+    lone = _LONE_OPTION.fullmatch(raw_rest.strip())
+    others = [lone.group("paren") or lone.group("bare")] if lone else []
+    if lone and lone.group("marked_i") and match.group("bare"):
+        others.append("I")  # "K. I." hedges; "(A) I." is option A, the film "I"
+    others = [other for other in others if other]
+    others += [(m.group("marked") or m.group("paren") or m.group("bare")).upper() for m in _OTHER_OPTION.finditer(rest)]
+    if any(other != letter for other in others):
+        return None  # a hedge such as "B) or C)", "B. A." or "(B) or C"
+    return letter
 
 
 def yes_no(text: str) -> bool | None:

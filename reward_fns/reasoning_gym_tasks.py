@@ -9,7 +9,10 @@ generated answers score 1 after a JSON round trip and wrong answers score 0 (tes
 third-party code, so some get help:
   * gates: scorers that ``eval`` / ``sympy.parse_expr`` the model's text only see text that is a
     plain literal or arithmetic (no calls outside a maths allow-list, no attributes, bounded powers);
-  * overrides: three scorers accept wrong answers, so a strict check replaces them;
+  * overrides: four scorers accept wrong answers, so a strict check replaces them;
+  * shape checks: scorers that read only part of the text (the first number or fraction, the
+    first N words, the 0/1 or move characters) would score "not 42", "42 or 43" or the gold plus
+    junk as 1, so the whole answer must first have the shape of an answer;
   * meta restore: ARC grids are tuples, which JSON turns into lists.
 """
 
@@ -19,6 +22,7 @@ import ast
 import functools
 import logging
 import math
+import re
 from fractions import Fraction
 from typing import Any, Callable
 
@@ -186,11 +190,85 @@ def _strict_coin_flip(answer: str, entry: dict[str, Any]) -> float:
     return 1.0 if abs(float(given) - float(expected)) <= COIN_FLIP_TOLERANCE else 0.0
 
 
+def _strict_gsm_symbolic(answer: str, entry: dict[str, Any]) -> float:
+    """Upstream reads the first number anywhere in the text, so "not 42" and "42 or 43" score 1."""
+    given = parse_quantity(answer)
+    return 1.0 if given is not None and float(given) == float(entry["answer"]) else 0.0
+
+
 Scorer = Callable[[str, dict[str, Any]], float]
 STRICT_OVERRIDES: dict[str, Scorer] = {
     "puzzle24": _strict_puzzle24,
     "game_of_life_halting": _strict_game_of_life_halting,
     "coin_flip": _strict_coin_flip,
+    "gsm_symbolic": _strict_gsm_symbolic,
+}
+
+
+# ---------------------------------------------------------------- shape checks (whole answer)
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+_FRACTION_ANSWER = re.compile(r"\s*\$?\s*(?:\\d?frac\s*\{\s*\d+\s*\}\s*\{\s*\d+\s*\}|\d+\s*/\s*\d+)\s*\$?\s*",
+                              re.IGNORECASE)
+_POINT_ANSWER = re.compile(rf"\s*\(?\s*{_NUM}\s*,\s*{_NUM}\s*\)?\s*")
+_TIME_INTERVAL_ANSWERS = {  # metadata task_type -> the shape of its answer ("34 days", "01:45:29.840", ...)
+    "date": re.compile(r"\s*-?\d+(?:\s+days?)?\s*"),
+    "time": re.compile(r"\s*\d+:\d+(?::\d+(?:\.\d+)?)?\s*"),
+    "datetime": re.compile(r"\s*-?\d+\s+days?,\s*\d+:\d+(?::\d+)?\s*"),
+}
+_KAKURASU_ANSWER = re.compile(r"[01\s,\[\]]*")
+_SURVO_ANSWER = re.compile(r"[-\d\s]*")
+_SOKOBAN_ANSWER = re.compile(r"[LRUD\s,]*")
+_QUANTUM_LOCK_ANSWER = re.compile(r"[A-Ca-c\s,→>\-]*")
+
+
+def _comma_items(answer: str) -> list[str]:
+    return re.split(r",\s*", answer)  # how upstream word_sorting splits
+
+
+def _time_interval_shape(answer: str, entry: dict[str, Any]) -> bool:
+    kind = str(entry["metadata"]["task_type"])
+    shape = _TIME_INTERVAL_ANSWERS["time" if kind.startswith("time") else "datetime" if kind.startswith("datetime") else kind]
+    return shape.fullmatch(answer) is not None
+
+
+def _advanced_geometry_shape(answer: str, entry: dict[str, Any]) -> bool:
+    return entry["metadata"]["task_type"] != "orthocenter" or _POINT_ANSWER.fullmatch(answer) is not None
+
+
+_KNIGHTS_KNAVES_FILLERS = frozenset({"is", "a", "an", "and"})
+
+
+def _knights_knaves_words(text: str) -> list[str]:
+    """The words upstream's parser reads (it lower-cases and drops . , ( ))."""
+    return re.sub(r"[.,()]", " ", text.lower()).split()
+
+
+def _knights_knaves_shape(answer: str, entry: dict[str, Any]) -> bool:
+    """Only names of the puzzle, roles and "is/a/an/and": upstream reads any other word as a name
+    that a role then overrides, so "not Zoey is a knight" scored as "Zoey is a knight"."""
+    from reasoning_gym.logic.knights_knaves import VALID_ROLES
+
+    names = set(_knights_knaves_words(str(entry["answer"]))) - VALID_ROLES - _KNIGHTS_KNAVES_FILLERS
+    return set(_knights_knaves_words(answer)) <= names | VALID_ROLES | _KNIGHTS_KNAVES_FILLERS
+
+
+ShapeCheck = Callable[[str, dict[str, Any]], bool]
+# dataset -> whether the whole answer has the shape of an answer; others score 0 unscored. Each
+# closes a hole where upstream scores 1.0 for text that only starts with (or contains) the gold.
+SHAPE_CHECKS: dict[str, ShapeCheck] = {
+    # prefix credit: the first len(gold) words / items matching gave 1.0, junk after them ignored
+    "word_sorting": lambda a, e: len(_comma_items(a)) == len(e["metadata"]["sorted_words"]),
+    "letter_jumble": lambda a, e: len(a.split()) == len(str(e["answer"]).split()),
+    # the first fraction / number / point was read and the rest of the text ignored
+    "fraction_simplification": lambda a, e: _FRACTION_ANSWER.fullmatch(a) is not None,
+    "time_intervals": _time_interval_shape,
+    "advanced_geometry": _advanced_geometry_shape,
+    # characters other than cells / moves were skipped, so "not <grid>" scored 1
+    "kakurasu": lambda a, e: _KAKURASU_ANSWER.fullmatch(a) is not None,
+    "survo": lambda a, e: _SURVO_ANSWER.fullmatch(a) is not None,
+    "sokoban": lambda a, e: _SOKOBAN_ANSWER.fullmatch(a) is not None,
+    "quantum_lock": lambda a, e: _QUANTUM_LOCK_ANSWER.fullmatch(a) is not None,
+    "knights_knaves": _knights_knaves_shape,
 }
 GATES: dict[str, Callable[[str], str]] = {
     "string_insertion": literal_gate,
@@ -265,11 +343,14 @@ def _make_verifier(dataset_name: str):
     gate = GATES.get(dataset_name)
     restore = META_RESTORE.get(dataset_name)
     override = STRICT_OVERRIDES.get(dataset_name)
+    shape = SHAPE_CHECKS.get(dataset_name)
 
     def verify(answer: str, reference: Reference) -> float:
         meta = restore(reference.meta) if restore else reference.meta
         entry = {"question": "", "answer": reference.answer, "metadata": meta}
         try:
+            if shape is not None and not shape(answer, entry):
+                return 0.0
             if override is not None:
                 return override(answer, entry)
             if gate is not None:

@@ -81,11 +81,31 @@ def test_format_requires_results_after_each_block(answer):
     assert not format_ok(f"```python\nprint(1)\n<<<{answer}>>>")  # unclosed fence
 
 
-@given(letter=st.sampled_from("ABCDEFGHIJKLMNOPQR"), text=prose.filter(lambda s: "(" not in s))
+# Option texts as BBH writes them: words, digits and punctuation, no other option letter.
+option_text = st.text(alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyz0123456789 ,;-'!?/"), max_size=60)
+OPTION_LETTERS = "ABCDEFGHIJKLMNOPQR"
+
+
+@given(letter=st.sampled_from(OPTION_LETTERS), text=option_text)
 def test_option_letter_forms(letter, text):
-    for form in (f"({letter})", letter, f"{letter})", f" ({letter}) ", f'"({letter})".', f"({letter}) {text}"):
+    for form in (f"({letter})", letter, f"{letter})", f" ({letter}) ", f'"({letter})".', f"({letter}) {text}",
+                 f"{letter}) {text}", f"Option {letter}: {text}"):
         assert option_letter(form) == letter, form
     assert option_letter(f"({letter}) or (Z)") is None
+
+
+@given(letter=st.sampled_from(OPTION_LETTERS), other=st.sampled_from(OPTION_LETTERS), text=option_text)
+def test_option_hedges_name_no_option(letter, other, text):
+    """Two options in one answer pick neither, however the second is written."""
+    if other == letter:
+        return
+    hedges = [f"({letter}) or ({other})", f"{letter}) or {other})", f"({letter}) or {other}", f"{letter}. {other}.",
+              f"({letter}) {text} or ({other})", f"{letter} or {other}", f"({letter}) and {other}",
+              f"({letter}) vs. {other}", f"({letter})\n({other})"]
+    if other != "I":  # "(A) I" is option A, the film "I" (movie_recommendation/144)
+        hedges.append(f"({letter}) {other}")
+    for hedge in hedges:
+        assert option_letter(hedge) is None, hedge
 
 
 @given(n=st.integers(-10**9, 10**9))
