@@ -1,0 +1,190 @@
+"""Reward hacks: answers a policy could find that are not the right answer, scored end to end
+through compute_score (extraction, verifier, metrics) as training scores them.
+
+Each table row is (task, answer, gold, expected acc). Rows with acc 0 are hacks that scored 1
+before the verifiers refused them; rows with acc 1 are the right answer in another notation,
+which must keep scoring.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+import reasoning_gym
+
+import r1ci_verl
+from reward_fns import reasoning_gym_tasks as rg
+from reward_fns.scoring import compute_score
+from reward_fns.symbench import reference_from_record
+
+SYMBENCH_DIR = Path(r1ci_verl.__file__).parent / "assets" / "symbench"
+
+
+def acc(task: str, answer: str, ground_truth) -> float:
+    response = f"Let me work it out.\n<<<{answer}>>>"
+    return compute_score(task, response, ground_truth)["acc"]
+
+
+def bbh(task: str, target: str) -> str:
+    return json.dumps({"task": f"bbh/{task}", "answer": target, "meta": {}})
+
+
+# --- BBH: option letters ---------------------------------------------------------------------
+
+OPTION_ANSWERS = [
+    # right answer, other notations
+    ("(B)", 1.0), ("B", 1.0), ("B)", 1.0), ("B.", 1.0), ("Option B", 1.0), ("(B) circle", 1.0),
+    ("B) circle", 1.0), ("(B) or B", 1.0), ("(B) Modifiers or adjectives", 1.0),
+    # hedges: a second option, written so that the old check saw only one
+    ("B) or C)", 0.0), ("(B) or C", 0.0), ("B. A.", 0.0), ("B. C", 0.0), ("(B) C", 0.0),
+    ("(B) vs. C", 0.0), ("(B) and C", 0.0), ("(B) or A", 0.0),
+    # negations of the chosen option
+    ("(B) is wrong", 0.0), ("(B) is not the answer", 0.0), ("B) isn't it", 0.0), ("(B) is incorrect", 0.0),
+    # already refused before (kept as guards)
+    ("(B) or (C)", 0.0), ("B or C", 0.0), ("the answer is not (B)", 0.0), ("(B)\n(C)", 0.0),
+]
+
+
+@pytest.mark.parametrize(("answer", "expected"), OPTION_ANSWERS)
+def test_bbh_option_hedges_and_negations(answer: str, expected: float) -> None:
+    assert acc("bbh/date_understanding", answer, bbh("date_understanding", "(B)")) == expected
+
+
+def test_bbh_option_text_of_every_bundled_option_still_scores() -> None:
+    """The hedge rules must not refuse a right answer written with its option's own text."""
+    import re
+
+    bbh_dir = SYMBENCH_DIR.parent / "bbh"
+    for path in sorted(bbh_dir.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            target = re.fullmatch(r"\(([A-Z])\)", row["answer"])
+            if target is None:
+                continue
+            letter = target.group(1)
+            text = re.search(rf"^\({letter}\) (.*)$", row["question"], re.MULTILINE).group(1)
+            for form in (f"({letter}) {text}", f"{letter}) {text}", f"{letter}. {text}"):
+                assert acc(f"bbh/{path.stem}", form, bbh(path.stem, row["answer"])) == 1.0, (row["id"], form)
+
+
+# --- numbers with words after them (BBH integers, gsm_hard) ----------------------------------
+
+NUMBER_ANSWERS = [
+    ("8", 1.0), ("eight", 1.0), ("8 apples", 1.0), ("8 items", 1.0), ("8 is the answer", 1.0), ("8.0", 1.0),
+    ("8 or nine", 0.0), ("8 or more", 0.0), ("8 is wrong", 0.0), ("8 is not right", 0.0), ("8 maybe", 0.0),
+    ("8 million", 0.0), ("8k", 0.0), ("8 thousand", 0.0), ("8 and a half", 0.0), ("8 or 9", 0.0),
+]
+
+
+@pytest.mark.parametrize(("answer", "expected"), NUMBER_ANSWERS)
+def test_bbh_integer_answers_with_hedge_or_scale_words(answer: str, expected: float) -> None:
+    assert acc("bbh/object_counting", answer, bbh("object_counting", "8")) == expected
+
+
+def gsm_hard_truth() -> str:
+    record = json.loads((SYMBENCH_DIR / "gsm_hard.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    reference = reference_from_record(record)
+    assert reference.answer == -9867630.0
+    return json.dumps({"task": reference.task, "answer": reference.answer, "meta": reference.meta})
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("-9867630", 1.0), ("-9,867,630 dollars", 1.0), ("$-9867630", 1.0),
+        ("-9867630 or less", 0.0), ("-9867630 is wrong", 0.0), ("-9867630 not -9867631", 0.0),
+        ("-9867630 million", 0.0),
+    ],
+)
+def test_gsm_hard_hedges(answer: str, expected: float) -> None:
+    assert acc("symbench/gsm_hard", answer, gsm_hard_truth()) == expected
+
+
+# --- Reasoning-Gym: scorers that read only part of the text ----------------------------------
+
+
+@lru_cache(maxsize=None)
+def rg_entry(name: str, index: int = 0, seed: int = 7, **config) -> tuple[dict, str]:
+    """A generated entry and its ground-truth JSON, as the data builder stores it."""
+    entry = reasoning_gym.create_dataset(name, size=index + 1, seed=seed, **config)[index]
+    reference = rg.reference_from_entry(name, entry)
+    return entry, json.dumps({"task": reference.task, "answer": reference.answer, "meta": reference.meta})
+
+
+def _time_interval_entry(kind: str) -> tuple[dict, str]:
+    for seed in range(200):
+        entry, truth = rg_entry("time_intervals", seed=seed)
+        if entry["metadata"]["task_type"] == kind:
+            return entry, truth
+    raise AssertionError(f"no time_intervals entry of kind {kind}")
+
+
+def _orthocenter_entry() -> tuple[dict, str]:
+    for seed in range(200):
+        entry, truth = rg_entry("advanced_geometry", seed=seed)
+        if entry["metadata"]["task_type"] == "orthocenter":
+            return entry, truth
+    raise AssertionError("no orthocenter entry")
+
+
+# dataset -> (how to find an entry, [(attack built from the gold, expected acc)])
+RG_ATTACKS = {
+    "gsm_symbolic": [
+        ("{g}", 1.0), ("{g} dollars", 1.0), ("not {g}", 0.0), ("{g} or 57", 0.0), ("zzz {g}", 0.0),
+        ("the answer is not {g}", 0.0), ("{g}?", 0.0), ("{g}, 57", 0.0),
+    ],
+    "word_sorting": [("{g}", 1.0), ("{g}, zzz", 0.0), ("{g}, {g}", 0.0)],
+    "letter_jumble": [("{g}", 1.0), ("{g} zzz", 0.0), ("{g} or {g}", 0.0)],
+    "fraction_simplification": [
+        ("{g}", 1.0), ("{g} or 1/2", 0.0), ("{g} is wrong", 0.0), ("{g}?", 0.0), ("{g}, $1/2$", 0.0),
+    ],
+    "kakurasu": [("{g}", 1.0), ("the answer is not {g}", 0.0), ("not {g}", 0.0), ("{g} is wrong", 0.0)],
+    "survo": [("{g}", 1.0), ("not {g}", 0.0), ("{g} is wrong", 0.0)],
+    "sokoban": [("{g}", 1.0), ("not {g}", 0.0), ("xx{g}xx", 0.0), ("{g} is wrong", 0.0)],
+    "quantum_lock": [("{g}", 1.0), ("zzz {g}", 0.0), ("not {g}", 0.0), ("{g}?", 0.0)],
+    "knights_knaves": [("{g}", 1.0), ("not {g}", 0.0), ("the answer is not: {g}", 0.0), ("{g} zzz", 0.0)],
+    "coin_flip": [("{g}", 1.0), ("{g} is wrong", 0.0), ("{g} or 0.5", 0.0)],
+}
+RG_CASES = [(name, attack, expected) for name, rows in RG_ATTACKS.items() for attack, expected in rows]
+
+
+def _letter_jumble_entry() -> tuple[dict, str]:
+    """One whose word count is a power of two: upstream sums 1/n per matching word, which adds up
+    to exactly 1.0 (full credit for the gold plus junk) only for such n."""
+    for index in range(50):
+        entry, truth = rg_entry("letter_jumble", index)
+        if len(entry["answer"].split()) in (2, 4, 8, 16, 32):
+            return entry, truth
+    raise AssertionError("no letter_jumble entry with a power-of-two word count")
+
+
+@pytest.mark.parametrize(("name", "attack", "expected"), RG_CASES)
+def test_reasoning_gym_partial_readers(name: str, attack: str, expected: float) -> None:
+    entry, truth = _letter_jumble_entry() if name == "letter_jumble" else rg_entry(name)
+    answer = attack.format(g=entry["answer"])
+    assert acc(f"reasoning_gym/{name}", answer, truth) == expected, answer
+
+
+@pytest.mark.parametrize(
+    ("kind", "attack", "expected"),
+    [
+        ("date", "{g}", 1.0), ("date", "{n}", 1.0), ("date", "{g} or {m} days", 0.0), ("date", "{n} zzz", 0.0),
+        ("time_seconds", "{g}", 1.0), ("time_seconds", "{g} or 00:00:00", 0.0),
+        ("datetime", "{g}", 1.0), ("datetime", "{g}, or maybe not", 0.0),
+    ],
+)
+def test_reasoning_gym_time_intervals_whole_answer(kind: str, attack: str, expected: float) -> None:
+    entry, truth = _time_interval_entry(kind)
+    gold = entry["answer"]
+    number = gold.split()[0]
+    answer = attack.format(g=gold, n=number, m=int(number) + 1 if number.lstrip("-").isdigit() else 0)
+    assert acc("reasoning_gym/time_intervals", answer, truth) == expected, answer
+
+
+@pytest.mark.parametrize(("attack", "expected"), [("{g}", 1.0), ("{g}, 1.186", 0.0), ("{g} or (0, 0)", 0.0)])
+def test_reasoning_gym_orthocenter_whole_answer(attack: str, expected: float) -> None:
+    entry, truth = _orthocenter_entry()
+    assert acc("reasoning_gym/advanced_geometry", attack.format(g=entry["answer"]), truth) == expected
