@@ -118,9 +118,11 @@ def _square_index(state: dict[str, list[str]]) -> dict[tuple[float, float], str]
 def check_boxnet(answer: str, reference: Reference) -> bool:
     """A JSON list of steps ``{"Agent[r, c]": "move(box_x, square[r, c'])" | "move(box_x, target_x)"}``.
 
-    Agents act simultaneously: each acts only on what its square held when the step began
-    (a box moved in arrives at the end of the step). A box goes to a 4-adjacent square or onto a
-    same-colour target in its square, which removes both. Success: no box is left.
+    Agents act simultaneously, each at most once per step (``Agent[0.5, 0.5]`` and
+    ``Agent[0.5,0.5]`` are one agent, whatever the JSON keys say): each acts only on what its
+    square held when the step began (a box moved in arrives at the end of the step). A box goes to
+    a 4-adjacent square or onto a same-colour target in its square, which removes both. Success:
+    no box is left.
     """
     plan = parse_literal(answer)
     if isinstance(plan, dict):
@@ -134,6 +136,7 @@ def check_boxnet(answer: str, reference: Reference) -> bool:
             return False
         available = {key: Counter(items) for key, items in state.items()}
         arriving: list[tuple[str, str]] = []
+        acted: set[str] = set()
         for agent, action in step.items():
             agent_match = _AGENT.fullmatch(str(agent).strip())
             action_match = _ACTION.fullmatch(str(action).strip())
@@ -141,8 +144,9 @@ def check_boxnet(answer: str, reference: Reference) -> bool:
                 return False
             here = squares.get((float(agent_match.group(1)), float(agent_match.group(2))))
             box, target, row, col = action_match.groups()
-            if here is None or available[here][box] <= 0:
+            if here is None or here in acted or available[here][box] <= 0:
                 return False
+            acted.add(here)
             available[here][box] -= 1
             state[here][box] -= 1
             if target is not None:

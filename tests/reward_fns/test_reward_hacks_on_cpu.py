@@ -188,3 +188,18 @@ def test_reasoning_gym_time_intervals_whole_answer(kind: str, attack: str, expec
 def test_reasoning_gym_orthocenter_whole_answer(attack: str, expected: float) -> None:
     entry, truth = _orthocenter_entry()
     assert acc("reasoning_gym/advanced_geometry", attack.format(g=entry["answer"]), truth) == expected
+
+
+# --- SymBench boxnet: one agent, one action per step ------------------------------------------
+
+
+def test_boxnet_one_agent_cannot_act_twice_in_a_step_under_two_spellings() -> None:
+    """JSON keys differ ("Agent[0.5, 0.5]", "Agent[0.5,0.5]"), the agent is the same."""
+    record = {"id": "boxnet/unit", "task": "boxnet", "question": None, "solution": None,
+              "meta": {"state": {"0.5_0.5": ["box_red", "target_red", "box_blue", "target_blue"], "0.5_1.5": []}}}
+    reference = reference_from_record(record)
+    truth = json.dumps({"task": reference.task, "answer": reference.answer, "meta": reference.meta})
+    twice = [{"Agent[0.5, 0.5]": "move(box_red, target_red)", "Agent[0.5,0.5]": "move(box_blue, target_blue)"}]
+    two_steps = [{"Agent[0.5, 0.5]": "move(box_red, target_red)"}, {"Agent[0.5,0.5]": "move(box_blue, target_blue)"}]
+    assert acc("symbench/boxnet", json.dumps(twice), truth) == 0.0
+    assert acc("symbench/boxnet", json.dumps(two_steps), truth) == 1.0
