@@ -27,6 +27,7 @@ from typing import Any
 # Imported here, not lazily: budgeted verifiers run in processes forked from this one, and a
 # worker that replaces a killed one should not pay the ~0.5 s import again.
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+from sympy import FiniteSet, Interval, Tuple
 
 MAX_ANSWER_CHARS = 20_000  # longer answers are not parsed (bounds work on hostile text)
 MAX_EXPRESSION_NODES = 200  # arithmetic expressions are short; this bounds the walk
@@ -484,6 +485,11 @@ def math_equivalent(answer: str | None, gold: str) -> bool:
     """Whether `answer` is mathematically equal to the LaTeX `gold` (``\\frac{1}{2}`` = ``0.5``
     = ``1/2``; ``2\\sqrt{3}`` = ``\\sqrt{12}``), by math-verify.
 
+    Order matters where the reference has one: a pair or interval (``(-4,1)``), or a bare list
+    (``12,9``: "first BP, then a comma, then QT"), which math-verify reads as a set, so ``9,12``
+    would score. Such a reference is compared as a tuple, a bare-list answer likewise, and an
+    answer that is a set (``\\{9, 12\\}``, equal to ``\\{12, 9\\}``) is wrong.
+
     math-verify's own timeouts use SIGALRM, which fails outside the main thread and clobbers
     other alarms, so they are off here: callers bound the time (see reward_fns.scoring).
     """
@@ -493,8 +499,27 @@ def math_equivalent(answer: str | None, gold: str) -> bool:
     expected = _parsed_reference(gold)
     if not expected:
         raise UnreadableReference(f"math-verify cannot read the reference answer {gold!r}")
-    given = parse(_as_latex_math(text), extraction_config=_MATH_EXTRACTION, parsing_timeout=None)
+    given = _parse_math(text)
+    if _is_bare_list(gold, expected):
+        expected = _parsed_reference(f"({gold.strip()})")
+    if isinstance(expected[0], (Tuple, Interval)):
+        if _is_bare_list(text, given):
+            given = _parse_math(f"({text})")
+        if any(isinstance(value, FiniteSet) for value in given):
+            return False
     return bool(given) and verify(expected, given, timeout_seconds=None)
+
+
+_SET_BRACES = re.compile(r"\\\{|\\lbrace|\\set")
+
+
+def _is_bare_list(text: str, parsed: list) -> bool:
+    """A comma list without braces that math-verify read as a set (``12,9``; ``31,250`` is a number)."""
+    return bool(parsed) and isinstance(parsed[0], FiniteSet) and not _SET_BRACES.search(text)
+
+
+def _parse_math(text: str) -> list:
+    return parse(_as_latex_math(text), extraction_config=_MATH_EXTRACTION, parsing_timeout=None)
 
 
 _MATH_EXTRACTION = [LatexExtractionConfig(), ExprExtractionConfig()]
@@ -503,4 +528,4 @@ _MATH_EXTRACTION = [LatexExtractionConfig(), ExprExtractionConfig()]
 @functools.lru_cache(maxsize=4096)
 def _parsed_reference(gold: str) -> list:
     """A reference is parsed once per process (it is about half of a comparison's cost), not per answer."""
-    return parse(_as_latex_math(gold), extraction_config=_MATH_EXTRACTION, parsing_timeout=None)
+    return _parse_math(gold)

@@ -203,3 +203,30 @@ def test_boxnet_one_agent_cannot_act_twice_in_a_step_under_two_spellings() -> No
     two_steps = [{"Agent[0.5, 0.5]": "move(box_red, target_red)"}, {"Agent[0.5,0.5]": "move(box_blue, target_blue)"}]
     assert acc("symbench/boxnet", json.dumps(twice), truth) == 0.0
     assert acc("symbench/boxnet", json.dumps(two_steps), truth) == 1.0
+
+
+# --- SymBench MATH (math-verify): order where the reference has one -------------------------
+
+
+def math_truth(task: str, gold: str) -> str:
+    return json.dumps({"task": f"symbench/{task}", "answer": gold, "meta": {}})
+
+
+@pytest.mark.parametrize(
+    ("gold", "answer", "expected"),
+    [
+        # math_geometry/290 asks for "BP, then a comma, then QT": 12,9
+        ("12,9", "12,9", 1.0), ("12,9", "12, 9", 1.0), ("12,9", "(12, 9)", 1.0), ("12,9", "(\\frac{24}{2}, 9)", 1.0),
+        ("12,9", "9,12", 0.0), ("12,9", "(9, 12)", 0.0), ("12,9", "\\{9, 12\\}", 0.0), ("12,9", "\\{12, 9\\}", 0.0),
+        # ordered pairs: a set is not a pair (sympy sorts a set's elements, so \{-4, 1\} matched (-4,1))
+        ("(-4,1)", "(-4, 1)", 1.0), ("(-4,1)", "-4,1", 1.0), ("(-4,1)", "\\{-4, 1\\}", 0.0),
+        ("(18, -18)", "18,-18", 1.0), ("(18, -18)", "\\{18, -18\\}", 0.0), ("(0,6)", "\\{0, 6\\}", 0.0),
+        # numbers with thousands commas stay numbers; sets stay unordered
+        ("31,250", "31250", 1.0), ("31,250", "250,31", 0.0), ("\\{1, 2\\}", "\\{2, 1\\}", 1.0),
+        # hedges math-verify already refuses (guards)
+        ("5", "5 \\text{ or } 6", 0.0), ("5", "\\{5, 6\\}", 0.0), ("5", "5, 6", 0.0), ("5", "4 \\le x \\le 6", 0.0),
+        ("5", "6 \\pm 1", 0.0), ("5", "\\boxed{5} \\boxed{6}", 0.0), ("\\frac{1}{2}", "0.5", 1.0),
+    ],
+)
+def test_math_order_and_hedges(gold: str, answer: str, expected: float) -> None:
+    assert acc("symbench/math_geometry", answer, math_truth("math_geometry", gold)) == expected
