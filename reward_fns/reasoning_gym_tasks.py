@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import json
 import logging
 import math
 import re
@@ -164,8 +165,11 @@ def _check_power(node: ast.BinOp) -> None:
 
 # ---------------------------------------------------------------- strict overrides
 def _strict_puzzle24(answer: str, entry: dict[str, Any]) -> float:
-    """Upstream truncates with int() (49/2 counts as 24) and never checks which numbers were used."""
-    expression = answer.split("=")[0]
+    """Upstream truncates with int() (49/2 counts as 24) and never checks which numbers were used.
+    An answer may end in ``= 24``; another right-hand side (``... = 2 + 9``) is not read past."""
+    expression, *results = answer.split("=")
+    if any(result.strip() != "24" for result in results):
+        return 0.0
     arithmetic_gate(expression)
     evaluated = evaluate_arithmetic(expression, allow_float=False)  # the numbers as Python reads them (1_2 is 12)
     if sorted(evaluated.numbers) != sorted(Fraction(n) for n in entry["metadata"]["numbers"]):
@@ -252,6 +256,28 @@ def _knights_knaves_shape(answer: str, entry: dict[str, Any]) -> bool:
     return set(_knights_knaves_words(answer)) <= names | VALID_ROLES | _KNIGHTS_KNAVES_FILLERS
 
 
+def _float_items(answer: str, entry: dict[str, Any]) -> bool:
+    """Every comma-separated item is a number: upstream drops the others ("1.5, 2 or 3")."""
+    try:
+        return all(math.isfinite(float(item)) for item in answer.split(","))
+    except ValueError:
+        return False
+
+
+def _grid_shape(value: Any) -> list[int] | int | None:
+    if not isinstance(value, list):
+        return None
+    return [len(row) if isinstance(row, list) else -1 for row in value] if value and isinstance(value[0], list) else len(value)
+
+
+def _same_grid_shape(answer: str, entry: dict[str, Any]) -> bool:
+    """The answer grid has the gold's rows and columns: upstream compares only the gold's cells."""
+    try:
+        return _grid_shape(json.loads(answer)) == _grid_shape(json.loads(entry["answer"]))
+    except (ValueError, RecursionError):
+        return False
+
+
 ShapeCheck = Callable[[str, dict[str, Any]], bool]
 # dataset -> whether the whole answer has the shape of an answer; others score 0 unscored. Each
 # closes a hole where upstream scores 1.0 for text that only starts with (or contains) the gold.
@@ -259,10 +285,12 @@ SHAPE_CHECKS: dict[str, ShapeCheck] = {
     # prefix credit: the first len(gold) words / items matching gave 1.0, junk after them ignored
     "word_sorting": lambda a, e: len(_comma_items(a)) == len(e["metadata"]["sorted_words"]),
     "letter_jumble": lambda a, e: len(a.split()) == len(str(e["answer"]).split()),
+    "game_of_life": _same_grid_shape,
     # the first fraction / number / point was read and the rest of the text ignored
     "fraction_simplification": lambda a, e: _FRACTION_ANSWER.fullmatch(a) is not None,
     "time_intervals": _time_interval_shape,
     "advanced_geometry": _advanced_geometry_shape,
+    "polynomial_equations": _float_items,
     # characters other than cells / moves were skipped, so "not <grid>" scored 1
     "kakurasu": lambda a, e: _KAKURASU_ANSWER.fullmatch(a) is not None,
     "survo": lambda a, e: _SURVO_ANSWER.fullmatch(a) is not None,

@@ -147,6 +147,8 @@ RG_ATTACKS = {
     "quantum_lock": [("{g}", 1.0), ("zzz {g}", 0.0), ("not {g}", 0.0), ("{g}?", 0.0)],
     "knights_knaves": [("{g}", 1.0), ("not {g}", 0.0), ("the answer is not: {g}", 0.0), ("{g} zzz", 0.0)],
     "coin_flip": [("{g}", 1.0), ("{g} is wrong", 0.0), ("{g} or 0.5", 0.0)],
+    "polynomial_equations": [("{g}", 1.0), ("{g}, 3 or 4", 0.0), ("{g}, zzz", 0.0)],
+    "puzzle24": [("{g}", 1.0), ("{g} = 24", 1.0), ("{g} = 25", 0.0), ("{g} = 2 + 22", 0.0)],
 }
 RG_CASES = [(name, attack, expected) for name, rows in RG_ATTACKS.items() for attack, expected in rows]
 
@@ -230,3 +232,12 @@ def math_truth(task: str, gold: str) -> str:
 )
 def test_math_order_and_hedges(gold: str, answer: str, expected: float) -> None:
     assert acc("symbench/math_geometry", answer, math_truth("math_geometry", gold)) == expected
+
+
+def test_reasoning_gym_game_of_life_grid_must_have_the_gold_shape() -> None:
+    """Upstream compares only the gold's cells, so rows or columns appended to the gold scored 1."""
+    entry, truth = rg_entry("game_of_life")
+    grid = json.loads(entry["answer"])
+    assert acc("reasoning_gym/game_of_life", json.dumps(grid), truth) == 1.0
+    assert acc("reasoning_gym/game_of_life", json.dumps(grid + [grid[0]]), truth) == 0.0
+    assert acc("reasoning_gym/game_of_life", json.dumps([row + [0] for row in grid]), truth) == 0.0
