@@ -27,7 +27,7 @@ import re
 from fractions import Fraction
 from typing import Any, Callable
 
-from reward_fns.parsing import evaluate_arithmetic, parse_quantity, yes_no
+from reward_fns.parsing import evaluate_arithmetic, number_text, parse_quantity, yes_no
 from reward_fns.registry import Reference, register_verifier
 
 logger = logging.getLogger(__name__)
@@ -184,19 +184,30 @@ def _strict_game_of_life_halting(answer: str, entry: dict[str, Any]) -> float:
 
 
 COIN_FLIP_TOLERANCE = 1e-4  # upstream's tolerance for a probability
+COIN_FLIP_REL_TOLERANCE = 1e-2  # and ours: "0" is not 3.05e-05, though within 1e-4 of it
+
+
+def _quantity(text: str) -> Fraction | None:
+    """A number as prose writes it (`parse_quantity`) or in scientific notation ("3.05e-05",
+    how reasoning-gym writes small probabilities)."""
+    written = number_text(text)
+    return Fraction(written) if written is not None else parse_quantity(text)
 
 
 def _strict_coin_flip(answer: str, entry: dict[str, Any]) -> float:
-    """Upstream gives prefix credit, so "0" scores 1.0 against 0.3125."""
-    given, expected = parse_quantity(answer), parse_quantity(entry["answer"])
+    """Upstream gives prefix credit, so "0" scores 1.0 against 0.3125; its absolute tolerance
+    alone would also pass "0" for a probability of 3.05e-05, so a relative one applies too."""
+    given, expected = _quantity(answer), _quantity(str(entry["answer"]))
     if given is None or expected is None:
         return 0.0
-    return 1.0 if abs(float(given) - float(expected)) <= COIN_FLIP_TOLERANCE else 0.0
+    difference = abs(float(given) - float(expected))
+    close = difference <= COIN_FLIP_TOLERANCE and difference <= COIN_FLIP_REL_TOLERANCE * abs(float(expected))
+    return 1.0 if close else 0.0
 
 
 def _strict_gsm_symbolic(answer: str, entry: dict[str, Any]) -> float:
     """Upstream reads the first number anywhere in the text, so "not 42" and "42 or 43" score 1."""
-    given = parse_quantity(answer)
+    given = _quantity(answer)
     return 1.0 if given is not None and float(given) == float(entry["answer"]) else 0.0
 
 
@@ -327,7 +338,7 @@ META_RESTORE: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 # ---------------------------------------------------------------- references and verifiers
 def to_json_safe(value: Any) -> Any:
-    """Plain JSON types: numpy scalars/arrays, tuples and sets become numbers and lists."""
+    """Plain JSON types: numpy scalars/arrays, fractions, tuples and sets become numbers and lists."""
     if isinstance(value, dict):
         return {str(k): to_json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -338,6 +349,8 @@ def to_json_safe(value: Any) -> Any:
         return to_json_safe(value.tolist())
     if value is None or isinstance(value, (str, bool, int)):
         return value
+    if isinstance(value, Fraction):  # gsm_symbolic metadata
+        return int(value) if value.denominator == 1 else to_json_safe(float(value))
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError(f"non-finite float {value!r} cannot be stored as JSON")

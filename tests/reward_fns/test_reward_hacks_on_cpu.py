@@ -241,3 +241,23 @@ def test_reasoning_gym_game_of_life_grid_must_have_the_gold_shape() -> None:
     assert acc("reasoning_gym/game_of_life", json.dumps(grid), truth) == 1.0
     assert acc("reasoning_gym/game_of_life", json.dumps(grid + [grid[0]]), truth) == 0.0
     assert acc("reasoning_gym/game_of_life", json.dumps([row + [0] for row in grid]), truth) == 0.0
+
+
+# --- right answers that scored 0 (found while attacking) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [("3.051757812e-05", 1.0), ("0.0000305176", 1.0), ("3.05e-05", 1.0), ("0", 0.0), ("3.051757812e-05 or 0", 0.0)],
+)
+def test_reasoning_gym_coin_flip_reads_scientific_notation(answer: str, expected: float) -> None:
+    """reasoning-gym writes small probabilities in scientific notation; the gold itself scored 0."""
+    truth = json.dumps({"task": "reasoning_gym/coin_flip", "answer": "3.051757812e-05", "meta": {}})
+    assert acc("reasoning_gym/coin_flip", answer, truth) == expected
+
+
+def test_reasoning_gym_fraction_metadata_is_stored() -> None:
+    """gsm_symbolic metadata can hold Fractions; building its reference raised TypeError."""
+    from fractions import Fraction
+
+    assert rg.to_json_safe({"a": Fraction(2, 1), "b": [Fraction(1, 2)]}) == {"a": 2, "b": [0.5]}
