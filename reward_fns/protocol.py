@@ -107,18 +107,33 @@ def has_unclosed_fence(text: str) -> bool:
     return False
 
 
+def _unclosed_python_start(text: str, start: int = 0) -> int | None:
+    """Where a python block that never closes opens (at or after `start`), else None."""
+    pos = start
+    while (opening := _fence_search(_ANY_OPEN_FENCE, text, pos)) is not None:
+        closing = _fence_search(_CLOSE_FENCE, text, opening.end())
+        if closing is None:
+            return opening.start() if _OPEN_FENCE.fullmatch(opening.group(0)) else None
+        pos = closing.end()
+    return None
+
+
 def strip_code_blocks(text: str) -> str:
-    """Text with closed python blocks removed (answers written inside code do not count)."""
+    """Text with python blocks removed, closed ones and one left open at the end (answers
+    written inside code do not count, run or not: ``print('<<<42>>>')`` cut off by the token
+    limit is code, not an answer)."""
     pieces, pos = [], 0
     for block in find_python_blocks(text):
         pieces.append(text[pos : block.start])
         pos = block.end
-    pieces.append(text[pos:])
+    unclosed = _unclosed_python_start(text, pos)
+    pieces.append(text[pos:unclosed])
     return "".join(pieces)
 
 
 def extract_answer(text: str) -> str | None:
-    """The content of the last ``<<<...>>>`` outside python blocks, stripped; None if absent."""
+    """The content of the last ``<<<...>>>`` outside python blocks (closed or left open), stripped;
+    None if absent."""
     matches = _ANSWER.findall(strip_code_blocks(text))
     if not matches:
         return None

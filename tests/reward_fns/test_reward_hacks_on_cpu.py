@@ -261,3 +261,30 @@ def test_reasoning_gym_fraction_metadata_is_stored() -> None:
     from fractions import Fraction
 
     assert rg.to_json_safe({"a": Fraction(2, 1), "b": [Fraction(1, 2)]}) == {"a": 2, "b": [0.5]}
+
+
+# --- protocol: where the answer is read ---------------------------------------------------------
+
+NAVIGATE_NO = bbh("navigate", "No")
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        ("So <<<No>>>", 1.0),
+        # inside a python block, closed or cut off: code, not an answer
+        ("```python\nprint('<<<No>>>')\n```\nCode Execution Results:\n<<<No>>>\n", 1.0),  # printed: tool output counts
+        ("```python\nprint('<<<No>>>')\n```\n", 0.0),
+        ("Let me check.\n```python\nprint('<<<No>>>')", 0.0),
+        ("<<<No>>>\n```python\nprint('<<<Yes>>>')", 1.0),  # the answer before the unclosed block stands
+        ("<<<Yes>>>\n```python\nprint('<<<No>>>')", 0.0),
+        ("```bash\n<<<No>>>", 1.0),  # other fences never run: their text is prose
+        # several answers: the last counts, so a hedge over two tags is the last one
+        ("<<<No>>> or maybe <<<Yes>>>", 0.0),
+        ("<<<Yes>>> or rather <<<No>>>", 1.0),
+        ("<<<<<<No>>>>>>", 0.0), ("<<< >>>", 0.0), ("<<<>>>", 0.0),
+        ("<<<No\nYes>>>", 0.0), ("<<<Yes/No>>>", 0.0), ("<<<No or Yes>>>", 0.0),
+    ],
+)
+def test_protocol_answer_location(response: str, expected: float) -> None:
+    assert compute_score("bbh/navigate", response, NAVIGATE_NO)["acc"] == expected, response
