@@ -155,17 +155,26 @@ def check_synthesis_decomposition(answer: str, reference: Reference) -> bool:
     return _int_list_equals(answer, [stored[i] for i in fields])
 
 
-_LETTERS_COUNT = re.compile(r"count\s*[:=]?\s*(\d+)", re.IGNORECASE)
-_LETTERS_POSITIONS = re.compile(r"positions?\s*[:=]?\s*\[?([\d\s,]*)\]?", re.IGNORECASE)
+_LETTERS_COUNT = r"count\s*[:=]?\s*(?P<count>\d+)"
+_LETTERS_POSITIONS = r"positions?\s*[:=]?\s*(?:\[(?P<bracketed>[\d\s,]*)\]|(?P<bare>[\d\s,]*?))"
+_LETTERS_SEPARATOR = r"\s*[,;.]?\s*"
+# The whole answer is the count and the positions, in either order: text around them ("Count: 1
+# or 2", "Positions: [2] or [3]", a second Count/Positions pair) made them a hedge.
+_LETTERS_ANSWER = re.compile(
+    rf"\s*(?:{_LETTERS_COUNT}{_LETTERS_SEPARATOR}{_LETTERS_POSITIONS}"
+    rf"|{_LETTERS_POSITIONS.replace('?P<', '?P<p_')}{_LETTERS_SEPARATOR}{_LETTERS_COUNT.replace('?P<', '?P<p_')})\s*\.?\s*",
+    re.IGNORECASE,
+)
 
 
 @symbench_verifier("letters")
 def check_letters(answer: str, reference: Reference) -> bool:
-    """``Count: 3, Positions: [2, 5, 9]`` with 1-based positions."""
-    count = _LETTERS_COUNT.search(answer)
-    positions = _LETTERS_POSITIONS.search(answer)
-    if count is None or positions is None:
+    """``Count: 3, Positions: [2, 5, 9]`` with 1-based positions, nothing else."""
+    match = _LETTERS_ANSWER.fullmatch(answer)
+    if match is None:
         return False
-    return int(count.group(1)) == int(reference.meta["derived_count"]) and _ints(
-        split_list(positions.group(1))
+    groups = {name.removeprefix("p_"): value for name, value in match.groupdict().items() if value is not None}
+    positions = groups.get("bracketed", groups.get("bare", ""))
+    return int(groups["count"]) == int(reference.meta["derived_count"]) and _ints(
+        split_list(positions)
     ) == list(reference.meta["derived_positions"])

@@ -24,7 +24,7 @@ from reward_fns.symbench._common import require_meta, symbench_verifier
 
 # --- arithmetic puzzles -------------------------------------------------------------------
 
-_TRAILING_RESULT = re.compile(r"=\s*[-+]?\d+(?:\.\d*)?\s*$")
+_TRAILING_RESULT = re.compile(r"=\s*(?P<result>[-+]?\d+(?:\.\d*)?)\s*$")
 
 
 def _expression_from_token_list(answer: str) -> str:
@@ -46,11 +46,15 @@ def check_combinatorial_calculation(answer: str, reference: Reference) -> bool:
 
 @symbench_verifier("game24")
 def check_game24(answer: str, reference: Reference) -> bool:
-    """Each of meta.derived_numbers once (any order), + - * / and parentheses, equal to the target."""
-    expression = _TRAILING_RESULT.sub("", clean(answer) or "")
-    result = evaluate_arithmetic(expression, allow_unary=False)
-    numbers = sorted(Fraction(n) for n in reference.meta["derived_numbers"])
+    """Each of meta.derived_numbers once (any order), + - * / and parentheses, equal to the target;
+    a written result (``... = 24``) must be the target too."""
+    text = clean(answer) or ""
     target = Fraction(reference.meta.get("derived_target", 24))
+    written = _TRAILING_RESULT.search(text)
+    if written is not None and Fraction(written.group("result")) != target:
+        return False
+    result = evaluate_arithmetic(_TRAILING_RESULT.sub("", text), allow_unary=False)
+    numbers = sorted(Fraction(n) for n in reference.meta["derived_numbers"])
     return sorted(result.numbers) == numbers and result.value == target
 
 

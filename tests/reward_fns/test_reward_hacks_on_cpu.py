@@ -288,3 +288,34 @@ NAVIGATE_NO = bbh("navigate", "No")
 )
 def test_protocol_answer_location(response: str, expected: float) -> None:
     assert compute_score("bbh/navigate", response, NAVIGATE_NO)["acc"] == expected, response
+
+
+# --- SymBench letters and game24: nothing but the answer ---------------------------------------
+
+
+def symbench_truth(task: str, index: int = 0) -> str:
+    record = json.loads((SYMBENCH_DIR / f"{task}.jsonl").read_text(encoding="utf-8").splitlines()[index])
+    reference = reference_from_record(record)
+    return json.dumps({"task": reference.task, "answer": reference.answer, "meta": reference.meta})
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        # "palmiform": one "a", at position 2
+        ("Count: 1, Positions: [2]", 1.0), ("count: 1\npositions: [2]", 1.0), ("Positions: [2], Count: 1", 1.0),
+        ("Count: 1, Positions: 2", 1.0), ("Count: 1, Positions: [2].", 1.0),
+        ("Count: 1 or 2, Positions: [2]", 0.0), ("Count: 1, Positions: [2] or [3]", 0.0),
+        ("not Count: 1, Positions: [2]", 0.0), ("Count: 1, Positions: [2], Count: 5, Positions: [1, 2, 3, 4, 5]", 0.0),
+    ],
+)
+def test_letters_whole_answer(answer: str, expected: float) -> None:
+    assert acc("symbench/letters", answer, symbench_truth("letters")) == expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [("(1 + 1 + 4) * 4", 0.0), ("6 * 4 * (1 / 1)", 1.0), ("6 * 4 * (1 / 1) = 24", 1.0), ("6 * 4 * (1 / 1) = 25", 0.0)],
+)
+def test_game24_written_result_must_be_the_target(answer: str, expected: float) -> None:
+    assert acc("symbench/game24", answer, symbench_truth("game24")) == expected  # numbers 1 1 4 6
