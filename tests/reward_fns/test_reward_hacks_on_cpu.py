@@ -319,3 +319,30 @@ def test_letters_whole_answer(answer: str, expected: float) -> None:
 )
 def test_game24_written_result_must_be_the_target(answer: str, expected: float) -> None:
     assert acc("symbench/game24", answer, symbench_truth("game24")) == expected  # numbers 1 1 4 6
+
+
+# --- hostile and empty answers, every SymBench and BBH task ------------------------------------
+
+HOSTILE = ["", " ", "\n\n", "\u200b", "<<<x>>>", "nan", "NaN", "inf", "-inf", "1e309", "9" * 19_990,
+           "[" * 5_000 + "]" * 5_000, "(" * 3_000 + "1" + ")" * 3_000, "10**10**10", "\\boxed{}", "None", "[]", "{}"]
+BBH_DIR = SYMBENCH_DIR.parent / "bbh"
+FIRST_ROWS = [
+    *((f"symbench/{path.stem}", path) for path in sorted(SYMBENCH_DIR.glob("*.jsonl"))),
+    *((f"bbh/{path.stem}", path) for path in sorted(BBH_DIR.glob("*.jsonl"))),
+]
+
+
+def first_truth(task: str, path: Path) -> str:
+    record = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+    if task.startswith("bbh/"):
+        return bbh(path.stem, record["answer"])
+    reference = reference_from_record(record)
+    return json.dumps({"task": reference.task, "answer": reference.answer, "meta": reference.meta})
+
+
+@pytest.mark.parametrize(("task", "path"), FIRST_ROWS, ids=[task for task, _ in FIRST_ROWS])
+def test_hostile_answers_score_zero_quickly(task: str, path: Path) -> None:
+    truth = first_truth(task, path)
+    for answer in HOSTILE:
+        metrics = compute_score(task, f"<<<{answer}>>>", truth)
+        assert metrics["acc"] == 0.0 and metrics["verifier_timeout"] == 0.0, (task, answer[:20])
