@@ -141,9 +141,10 @@ class Prepared:
         """Forked children share the zygote's RNG state; real interpreters do not.
 
         `random` is reseeded from os.urandom by CPython's after-fork hook under `os.fork`, and
-        here under the zygote's cheaper fork (`fastfork`), which skips that hook. numpy's global generator gets the
-        whole Mersenne Twister state straight from the OS (624 words, position 624 = a fresh
-        state): as random as `seed()`, without going through SeedSequence (0.5 ms in a fork).
+        here under the zygote's cheaper fork (`fastfork`), which skips that hook. numpy's global
+        generator gets the whole Mersenne Twister state straight from the OS (624 words,
+        position 624 = a fresh state): as random as `seed()`, without going through
+        SeedSequence (0.5 ms in a fork).
         """
         fastfork.reseed_random(self.random_generators)
         if self.mt_state is not None:
