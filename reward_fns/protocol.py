@@ -13,7 +13,7 @@ the last ``<<<...>>>`` outside code blocks. Fences in other languages never trig
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol as _Protocol
 
@@ -29,7 +29,7 @@ STOP_STRINGS = ("\n```\n",)
 _OPEN_FENCE = re.compile(r"^```[ \t]*(?:python3?|py)[ \t]*\n", re.MULTILINE | re.IGNORECASE)
 _ANY_OPEN_FENCE = re.compile(r"^```[^\n`]*\n", re.MULTILINE)
 _CLOSE_FENCE = re.compile(r"^```", re.MULTILINE)
-_ANSWER = re.compile(r"<<<(.*?)>>>(?!>)", re.DOTALL)
+ANSWER_OPEN, ANSWER_CLOSE = "<<<", ">>>"
 
 SYSTEM_PROMPT = (
     "You are a careful problem solver who can run Python. Think step by step. Whenever "
@@ -134,10 +134,27 @@ def strip_code_blocks(text: str) -> str:
 def extract_answer(text: str) -> str | None:
     """The content of the last ``<<<...>>>`` outside python blocks (closed or left open), stripped;
     None if absent."""
-    matches = _ANSWER.findall(strip_code_blocks(text))
-    if not matches:
-        return None
-    return matches[-1].strip()
+    last = None
+    for last in answer_spans(strip_code_blocks(text)):
+        pass
+    return None if last is None else last.strip()
+
+
+def answer_spans(text: str) -> Iterator[str]:
+    """The contents of ``<<<...>>>`` in order, as ``re.findall(r"<<<(.*?)>>>(?!>)", text, re.DOTALL)``
+    reads them (an answer ends at the last ``>`` of a run: ``<<<x>>>>`` holds ``x>``), in linear
+    time: the regex rescans to the end of the text from every unclosed ``<<<``, so a degenerate
+    response of repeated ``<<<`` took seconds to score."""
+    pos = 0
+    while (start := text.find(ANSWER_OPEN, pos)) != -1:
+        close = text.find(ANSWER_CLOSE, start + len(ANSWER_OPEN))
+        if close == -1:
+            return  # no later opening can close either
+        end = close + len(ANSWER_CLOSE)
+        while end < len(text) and text[end] == ">":
+            end += 1
+        yield text[start + len(ANSWER_OPEN) : end - len(ANSWER_CLOSE)]
+        pos = end
 
 
 class _ResultLike(_Protocol):

@@ -9,14 +9,18 @@ which must keep scoring.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
 import pytest
 import reasoning_gym
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import r1ci_verl
 from reward_fns import reasoning_gym_tasks as rg
+from reward_fns.protocol import answer_spans
 from reward_fns.scoring import compute_score
 from reward_fns.symbench import reference_from_record
 
@@ -55,8 +59,6 @@ def test_bbh_option_hedges_and_negations(answer: str, expected: float) -> None:
 
 def test_bbh_option_text_of_every_bundled_option_still_scores() -> None:
     """The hedge rules must not refuse a right answer written with its option's own text."""
-    import re
-
     bbh_dir = SYMBENCH_DIR.parent / "bbh"
     for path in sorted(bbh_dir.glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -346,3 +348,23 @@ def test_hostile_answers_score_zero_quickly(task: str, path: Path) -> None:
     for answer in HOSTILE:
         metrics = compute_score(task, f"<<<{answer}>>>", truth)
         assert metrics["acc"] == 0.0 and metrics["verifier_timeout"] == 0.0, (task, answer[:20])
+
+
+# --- degenerate responses must not stall scoring ------------------------------------------------
+
+DEGENERATE_CHARS = 120_000  # ~30k tokens of repetition, what a collapsing policy emits
+
+
+@pytest.mark.timeout(5)  # the regex rescan took ~16 s on this input; linear extraction takes microseconds
+@pytest.mark.parametrize("unit", ["<<<", "<<<x", "<<< >>", "```python\n<<<"])
+def test_repeated_answer_openers_score_without_stalling(unit: str) -> None:
+    response = unit * (DEGENERATE_CHARS // len(unit))
+    assert compute_score("bbh/navigate", response, NAVIGATE_NO)["acc"] == 0.0
+
+
+@settings(max_examples=500)
+@given(pieces=st.lists(st.sampled_from(["<", ">", "<<<", ">>>", ">>>>", "x", " ", "\n"]), max_size=16))
+def test_answer_spans_read_as_the_protocol_regex(pieces: list[str]) -> None:
+    """The linear scan is the protocol's definition, r"<<<(.*?)>>>(?!>)", read the same way."""
+    text = "".join(pieces)
+    assert list(answer_spans(text)) == re.findall(r"<<<(.*?)>>>(?!>)", text, re.DOTALL)
