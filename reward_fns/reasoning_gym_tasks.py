@@ -268,7 +268,10 @@ def _knights_knaves_shape(answer: str, entry: dict[str, Any]) -> bool:
 
 
 def _float_items(answer: str, entry: dict[str, Any]) -> bool:
-    """Every comma-separated item is a number: upstream drops the others ("1.5, 2 or 3")."""
+    """Every comma-separated item is a number: upstream drops the others ("1.5, 2 or 3"). An
+    empty answer passes on to upstream, which scores it 1 only when there is no real root."""
+    if not answer.strip():
+        return True
     try:
         return all(math.isfinite(float(item)) for item in answer.split(","))
     except ValueError:

@@ -368,3 +368,10 @@ def test_answer_spans_read_as_the_protocol_regex(pieces: list[str]) -> None:
     """The linear scan is the protocol's definition, r"<<<(.*?)>>>(?!>)", read the same way."""
     text = "".join(pieces)
     assert list(answer_spans(text)) == re.findall(r"<<<(.*?)>>>(?!>)", text, re.DOTALL)
+
+
+@pytest.mark.parametrize(("answer", "expected"), [("", 1.0), ("zzz", 0.0), ("no real solutions", 0.0), ("1.0", 0.0)])
+def test_polynomial_equations_without_real_roots(answer: str, expected: float) -> None:
+    """Upstream drops every item that is not a number, so any prose matched an empty root list."""
+    truth = json.dumps({"task": "reasoning_gym/polynomial_equations", "answer": "", "meta": {}})
+    assert compute_score("reasoning_gym/polynomial_equations", f"<<<{answer}>>>", truth)["acc"] == expected
