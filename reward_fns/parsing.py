@@ -413,20 +413,31 @@ def option_letter(text: str) -> str | None:
         letter = match.group("bare")
     else:
         return None
-    rest = match.group("paren_text") or match.group("bare_text") or ""
+    rest = _option_text(match)
     if _NEGATED_OPTION.fullmatch(rest):
         return None
     raw_match = _OPTION.match(_SPACES.sub(" ", raw))
-    raw_rest = (raw_match.group("paren_text") or raw_match.group("bare_text") or "") if raw_match else rest
-    lone = _LONE_OPTION.fullmatch(raw_rest.strip())
-    others = [lone.group("paren") or lone.group("bare")] if lone else []
-    if lone and lone.group("marked_i") and match.group("bare"):
-        others.append("I")  # "K. I." hedges; "(A) I." is option A, the film "I"
-    others = [other for other in others if other]
-    others += [(m.group("marked") or m.group("paren") or m.group("bare")).upper() for m in _OTHER_OPTION.finditer(rest)]
-    if any(other != letter for other in others):
+    raw_rest = _option_text(raw_match) if raw_match else rest
+    if _options_named_in(rest, raw_rest, bare_choice=bool(match.group("bare"))) - {letter}:
         return None  # a hedge such as "B) or C)", "B. A." or "(B) or C"
     return letter
+
+
+def _option_text(match: re.Match[str]) -> str:
+    """What follows the chosen option: "circle" in "(B) circle"."""
+    return match.group("paren_text") or match.group("bare_text") or ""
+
+
+def _options_named_in(rest: str, raw_rest: str, *, bare_choice: bool) -> set[str]:
+    """Option letters the text after the chosen option names (`raw_rest`: the same text before
+    sentence cleaning dropped its final punctuation)."""
+    named = {(m.group("marked") or m.group("paren") or m.group("bare")).upper() for m in _OTHER_OPTION.finditer(rest)}
+    lone = _LONE_OPTION.fullmatch(raw_rest.strip())
+    if lone:
+        # "K. I." hedges; "(A) I." is option A, the film "I"
+        other = lone.group("paren") or lone.group("bare") or (lone.group("marked_i") if bare_choice else None)
+        named.update({other} if other else set())
+    return named
 
 
 def yes_no(text: str) -> bool | None:
