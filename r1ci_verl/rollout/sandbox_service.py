@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import importlib.util
 import math
 import os
 import socket
@@ -44,16 +45,33 @@ def _cpu_nodes() -> int:
         return 1
 
 
-def hide_task_data(config: SandboxConfig) -> SandboxConfig:
-    """`config` with this package's bundled task data (questions with their answers) hidden.
+# Packages that hold the answers runs are scored on, or can make them again: this project's
+# (bundled task data; the builders that call Reasoning-Gym with the build's seed) and
+# Reasoning-Gym itself (its generators reproduce any question, answer included, from a seed).
+ANSWER_SOURCES = ("r1ci_verl", "reward_fns", "reasoning_gym")
 
-    Installed without `-e`, the package sits in site-packages, which the sandbox must bind for
-    numpy and friends: without the mask, model code could read the answer it is scored on.
+
+def answer_source_paths() -> tuple[str, ...]:
+    """Where the answer sources are installed (found without importing them)."""
+    paths = [str(ASSETS_DIR)]
+    for name in ANSWER_SOURCES:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            paths.extend(str(location) for location in spec.submodule_search_locations)
+    return tuple(dict.fromkeys(paths))
+
+
+def hide_task_data(config: SandboxConfig) -> SandboxConfig:
+    """`config` with the answer sources hidden from the code it runs.
+
+    The sandbox binds the interpreter's site-packages (numpy and friends). Installed there
+    (this project without `-e`, Reasoning-Gym always), they would let model code read the
+    answer it is scored on, or regenerate it: a reward a policy would learn to take.
     """
-    hidden = str(ASSETS_DIR)
-    if hidden in config.hidden_paths:
+    missing = [path for path in answer_source_paths() if path not in config.hidden_paths]
+    if not missing:
         return config
-    return dataclasses.replace(config, hidden_paths=(*config.hidden_paths, hidden))
+    return dataclasses.replace(config, hidden_paths=(*config.hidden_paths, *missing))
 
 
 def agent_workers(rollout_config: Any) -> int:

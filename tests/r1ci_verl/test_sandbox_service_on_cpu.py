@@ -144,7 +144,10 @@ def test_running_totals_become_per_step_counts():
 
 
 class _VerlTrainerStandIn:
-    """Only the hook the mixin extends (verl's trainer needs GPUs workers to build)."""
+    """Only the hooks the mixin extends (verl's trainer needs GPUs workers to build)."""
+
+    def _compute_advantage(self, batch, metrics):
+        return batch
 
     def _compute_metrics(self, batch, metrics, timing_raw, **kwargs):
         metrics["verl/own"] = 1.0
@@ -166,7 +169,8 @@ def step_metrics(monkeypatch, rows: list[dict], config: dict) -> dict:
     trainer.config = OmegaConf.create(config)
     batch = SimpleNamespace(keys=list(range(len(rows))), partition_id="train", tags=[{}] * len(rows))
     metrics: dict = {}
-    trainer._compute_metrics(batch, metrics, {})
+    trainer._compute_advantage(batch, metrics)  # in verl's step: before the updates
+    trainer._compute_metrics(batch, metrics, {})  # after them
     return metrics
 
 
@@ -185,12 +189,17 @@ def test_trainer_stops_a_run_whose_sandbox_fails(monkeypatch):
     assert step_metrics(monkeypatch, rows, {"r1ci": {"max_sandbox_failure_rate": 1.0}})["sandbox/failure_rate"] == 0.5
 
 
-def test_bundled_task_answers_are_hidden_from_the_loops_sandbox():
-    """Installed without -e, the package (with its bundled answers) sits in site-packages, which
-    the sandbox binds: simulated by binding the package directory, the answers stay hidden."""
+def test_answer_sources_are_hidden_from_the_loops_sandbox():
+    """Installed without -e, this package (bundled answers, the builders) sits in site-packages,
+    which the sandbox binds: simulated by binding the package directory. Reasoning-Gym, which
+    regenerates any of its questions with the answer from the build's seed, is there always.
+    Neither may be readable by model code; numpy, next to them, still is."""
     import os
 
+    import reasoning_gym
+
     from r1ci_verl.data.assets import ASSETS_DIR
+    from r1ci_verl.rollout.sandbox_service import answer_source_paths
     from r1ci_verl.rollout.settings import AgentLoopSettings
     from tool_env import create_sandbox
     from tool_env.local.isolation import namespace_problem
@@ -201,18 +210,21 @@ def test_bundled_task_answers_are_hidden_from_the_loops_sandbox():
             pytest.fail(f"namespace isolation required here: {problem}")
         pytest.skip(problem)
     package = ASSETS_DIR.parent
+    generator = os.path.dirname(reasoning_gym.__file__)
     settings = AgentLoopSettings.from_layers({"sandbox": {"isolation": "namespace", "pool_size": 1, "timeout_s": 5,
                                                           "extra_ro_paths": [str(package)]}})
-    assert str(ASSETS_DIR) in settings.sandbox.hidden_paths
+    assert {str(ASSETS_DIR), str(package), generator} <= set(settings.sandbox.hidden_paths)
+    assert set(answer_source_paths()) <= set(settings.sandbox.hidden_paths)
     code = (
-        "import os\n"
-        f"print(os.path.exists({str(package / 'plugin.py')!r}))\n"
-        f"print(os.listdir({str(ASSETS_DIR)!r}))\n"
+        "import os, numpy\n"
+        f"print(os.listdir({str(package)!r}), os.path.isdir({generator!r}), os.listdir({generator!r}))\n"
+        "import reasoning_gym\n"
+        "print(hasattr(reasoning_gym, 'create_dataset'), numpy.arange(3).sum())\n"
     )
     with create_sandbox(settings.sandbox) as sandbox:
         result = sandbox.run(code)
     assert result.ok, result
-    assert result.stdout == "True\n[]\n"
+    assert result.stdout == "[] True []\nFalse 3\n"
 
 
 def test_trajectories_share_a_metrics_snapshot_taken_off_the_event_loop():

@@ -349,6 +349,21 @@ def test_hidden_paths_are_masked_under_an_allowed_path(host_data) -> None:
     assert "secret" not in out
 
 
+def test_nested_hidden_paths_are_masked_by_the_outer_one(host_data) -> None:
+    """A hidden directory and a file inside it (a package and its bundled data, both named)."""
+    skip_without_namespace()
+    package = host_data / "package"
+    (package / "assets").mkdir(parents=True)
+    (package / "assets" / "gold.jsonl").write_text("secret-gold-answer")
+    config = SandboxConfig(
+        isolation="namespace", extra_ro_paths=(str(host_data),),
+        hidden_paths=(str(package / "assets" / "gold.jsonl"), str(package / "assets"), str(package)),
+        **ISOLATION_CONFIG,
+    )
+    with create_sandbox(config) as sandbox:
+        assert run_ok(sandbox, f"import os\nprint(os.listdir({str(package)!r}))") == "[]\n"
+
+
 def test_hidden_paths_are_masked_through_a_symlinked_bound_root(host_data) -> None:
     """A root bound under its real name and an alias (a symlinked venv prefix) is two mounts:
     the mask must cover the hidden path under both."""

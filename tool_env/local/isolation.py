@@ -254,9 +254,10 @@ def filesystem_args(tmp_bytes: int, extra_ro_paths: list[str] = (), hidden_paths
 def mask_args(hidden_paths: tuple[str, ...], bound_roots: list[str]) -> list[str]:
     """Hide host paths that an allowed bind would expose, e.g. a package's bundled answers in
     site-packages: a directory becomes an empty read-only tmpfs, a file unreadable. Paths
-    outside every bound root are invisible anyway and need no mask."""
+    outside every bound root are invisible anyway and need no mask, nor does a path inside
+    another hidden one."""
     args: list[str] = []
-    for path in dict.fromkeys(_sandbox_names(hidden_paths, bound_roots)):
+    for path in _outermost(_sandbox_names(hidden_paths, bound_roots)):
         if os.path.isdir(path):
             args += ["--size", "4096", "--tmpfs", path, "--remount-ro", path]
         elif os.path.exists(path):
