@@ -267,6 +267,13 @@ CASES = [
     Case("not_root", "import os\nprint(os.getuid() != 0 and os.geteuid() != 0)", stdout_is("True\n")),
     Case("mount_tmpfs", "import subprocess\nr = subprocess.run(['mount', '-t', 'tmpfs', 'x', '/mnt'], capture_output=True)\n"
          "print(r.returncode != 0)", stdout_is("True\n")),
+    Case("nested_user_namespace",  # its creator may mount a tmpfs with no cap and fill the host's memory
+         "import ctypes, os, platform, subprocess\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+         "mount = subprocess.run(['unshare', '-Urm', 'mount', '-t', 'tmpfs', 'x', '/tmp'], capture_output=True)\n"
+         "clone = {'x86_64': 56, 'aarch64': 220}[platform.machine()]\n"
+         "pid = libc.syscall(clone, 0x10000000 | 17, 0, 0, 0, 0)\nif pid == 0:\n    os._exit(0)\n"
+         "print(libc.unshare(0x10000000), pid, mount.returncode != 0, subprocess.run(['true']).returncode)",
+         stdout_is("-1 -1 True 0\n")),
     # ----- network ----------------------------------------------------------------------
     Case("connect_host_loopback",
          "import socket\ntry:\n    socket.create_connection(('127.0.0.1', @PORT@), timeout=1)\n    print('connected')\n"

@@ -3,7 +3,8 @@
 Lock-down happens right after the fork, before any code is known (that is what makes a
 pre-forked child cheap to use): own session, parent-death signal, private uid, fresh user,
 mount and IPC namespaces with new tmpfs scratch (namespace level), no new privileges, no
-keyring system calls, rlimits, clean environment, private work dir, stdin at /dev/null. Snippets run
+keyring system calls and no new user namespaces (seccomp), rlimits, clean environment,
+private work dir, stdin at /dev/null. Snippets run
 as ``__main__`` with their own globals; tracebacks go to stderr exactly as Python prints
 them (the model must read them), and a small status record goes to the zygote afterwards.
 """
@@ -25,7 +26,7 @@ from typing import Any
 
 from tool_env.local import fastfork
 from tool_env.local.run_namespaces import enter_fresh_namespaces
-from tool_env.local.seccomp import forbid_keyrings
+from tool_env.local.seccomp import install_run_filter
 from tool_env.local.wire import read_code, write_frame
 from tool_env.truncate import truncate_text
 
@@ -97,7 +98,7 @@ def lock_down(
     fresh = settings.get("fresh_namespaces")
     if fresh:  # namespace level: this run's own /tmp, work dir, /dev/shm and IPC objects
         enter_fresh_namespaces(fresh)
-    forbid_keyrings()
+    install_run_filter()
     limits = settings["rlimits"]
     for name, value in limits.items():
         resource.setrlimit(getattr(resource, name), (value, value))

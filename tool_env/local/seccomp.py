@@ -1,12 +1,20 @@
-"""A small seccomp filter for runs: no kernel keyring system calls.
+"""A small seccomp filter for runs: no kernel keyrings, no new user namespaces.
 
 Kernel keyrings are not fully namespaced: keys are checked against the global uid, so a key
 a run plants (and makes readable to its uid) could be found by a later run of the same uid
 through /proc/keys. Model code has no use for keyrings; the calls fail with EPERM, as under
-Docker's default profile. Installed after PR_SET_NO_NEW_PRIVS, inherited by everything the
-run starts, and impossible to remove.
+Docker's default profile.
 
-Stdlib only: this runs inside the sandbox.
+A new user namespace gives its creator every capability over the mounts it makes there: a
+run could mount a tmpfs with no size cap (`unshare -Urm mount -t tmpfs ...`) and fill the
+host's memory through it, outside `RLIMIT_AS` and the `disk_mb` cap of its own /tmp. So
+`unshare` and `clone` with CLONE_NEWUSER fail with EPERM, and `clone3`, whose flags sit in
+memory a filter cannot read, fails with ENOSYS (the C library then falls back to `clone`,
+as under Docker's default profile). The zygote's own children enter their namespaces before
+the filter is installed.
+
+Installed after PR_SET_NO_NEW_PRIVS, inherited by everything the run starts, and impossible
+to remove. Stdlib only: this runs inside the sandbox.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import ctypes
 import errno
 import os
 import platform
+from dataclasses import dataclass
 
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
@@ -23,16 +32,78 @@ SECCOMP_RET_ERRNO = 0x00050000
 BPF_LD_W_ABS = 0x20
 BPF_JEQ_K = 0x15
 BPF_JGE_K = 0x35
+BPF_JSET_K = 0x45
 BPF_RET_K = 0x06
 SECCOMP_DATA_NR = 0
 SECCOMP_DATA_ARCH = 4
+SECCOMP_DATA_ARG0_LOW = 16  # args[0], its low 32 bits (both known machines are little-endian)
 X32_SYSCALL_BIT = 0x40000000
+CLONE_NEWUSER = 0x10000000
 
-# machine -> (audit arch, add_key, request_key, keyctl, whether x32 numbers must be refused)
-KEYRING_SYSCALLS = {
-    "x86_64": (0xC000003E, (248, 249, 250), True),
-    "aarch64": (0xC00000B7, (217, 218, 219), False),
+
+@dataclass(frozen=True)
+class Syscalls:
+    """One machine's audit arch and the system-call numbers the filter names."""
+
+    arch: int
+    keyrings: tuple[int, ...]  # add_key, request_key, keyctl
+    unshare: int
+    clone: int  # its flags are the first argument on both machines
+    clone3: int
+    refuse_x32: bool  # whether x32 numbers must be refused
+
+
+KNOWN_SYSCALLS = {
+    "x86_64": Syscalls(0xC000003E, (248, 249, 250), unshare=272, clone=56, clone3=435, refuse_x32=True),
+    "aarch64": Syscalls(0xC00000B7, (217, 218, 219), unshare=97, clone=220, clone3=435, refuse_x32=False),
 }
+
+
+def run_filter(machine: str) -> list[tuple[int, int, int, int]] | None:
+    """The BPF program (code, jt, jf, k) for this machine, None where it is not known."""
+    calls = KNOWN_SYSCALLS.get(machine)
+    if calls is None:
+        return None
+    # Assembled with labels: a jump target is a label, resolved to a relative offset below.
+    body: list[tuple[int, object, object, int]] = [
+        (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARCH),
+        (BPF_JEQ_K, 0, "allow", calls.arch),  # a foreign ABI: not ours to judge
+        (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_NR),
+    ]
+    if calls.refuse_x32:
+        body.append((BPF_JGE_K, "deny", 0, X32_SYSCALL_BIT))
+    body += [(BPF_JEQ_K, "deny", 0, nr) for nr in calls.keyrings]
+    body += [
+        (BPF_JEQ_K, "enosys", 0, calls.clone3),
+        (BPF_JEQ_K, "flags", 0, calls.unshare),
+        (BPF_JEQ_K, "flags", "allow", calls.clone),
+        ("flags", None, None, 0),
+        (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARG0_LOW),
+        (BPF_JSET_K, "deny", "allow", CLONE_NEWUSER),
+        ("allow", None, None, 0),
+        (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
+        ("deny", None, None, 0),
+        (BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.EPERM),
+        ("enosys", None, None, 0),
+        (BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.ENOSYS),
+    ]
+    return _assemble(body)
+
+
+def _assemble(body: list[tuple[object, object, object, int]]) -> list[tuple[int, int, int, int]]:
+    labels: dict[str, int] = {}
+    program: list[tuple[int, object, object, int]] = []
+    for code, jt, jf, k in body:
+        if isinstance(code, str):
+            labels[code] = len(program)
+        else:
+            program.append((code, jt, jf, k))
+
+    def offset(target: object, index: int) -> int:
+        return labels[target] - index - 1 if isinstance(target, str) else int(target)
+
+    return [(code, offset(jt, i), offset(jf, i), k) for i, (code, jt, jf, k) in enumerate(program)]
+
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.prctl.restype = ctypes.c_int  # looked up once here, in the zygote, not in every child
@@ -46,29 +117,8 @@ class _Program(ctypes.Structure):
     _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_Filter))]
 
 
-def keyring_filter(machine: str) -> list[tuple[int, int, int, int]] | None:
-    """The BPF program (code, jt, jf, k) for this machine, None where it is not known."""
-    known = KEYRING_SYSCALLS.get(machine)
-    if known is None:
-        return None
-    arch, numbers, refuse_x32 = known
-    deny = SECCOMP_RET_ERRNO | errno.EPERM
-    checks = [(BPF_JEQ_K, nr) for nr in numbers] + ([(BPF_JGE_K, X32_SYSCALL_BIT)] if refuse_x32 else [])
-    program = [
-        (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARCH),
-        (BPF_JEQ_K, 1, 0, arch),
-        (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),  # a foreign ABI: not ours to judge
-        (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_NR),
-    ]
-    for index, (op, value) in enumerate(checks):
-        to_deny = len(checks) - index  # the deny instruction follows the final allow
-        program.append((op, to_deny, 0, value))
-    program += [(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW), (BPF_RET_K, 0, 0, deny)]
-    return program
-
-
 def _build() -> tuple[_Program, ctypes.Array] | None:
-    program = keyring_filter(platform.machine())
+    program = run_filter(platform.machine())
     if program is None:
         return None
     filters = (_Filter * len(program))(*(_Filter(*instruction) for instruction in program))
@@ -80,7 +130,7 @@ def _build() -> tuple[_Program, ctypes.Array] | None:
 _PREPARED = _build()
 
 
-def forbid_keyrings() -> bool:
+def install_run_filter() -> bool:
     """Install the filter in this process; False where the architecture is not known."""
     if _PREPARED is None:
         return False
