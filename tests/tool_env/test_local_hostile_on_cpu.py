@@ -274,6 +274,21 @@ CASES = [
          "pid = libc.syscall(clone, 0x10000000 | 17, 0, 0, 0, 0)\nif pid == 0:\n    os._exit(0)\n"
          "print(libc.unshare(0x10000000), pid, mount.returncode != 0, subprocess.run(['true']).returncode)",
          stdout_is("-1 -1 True 0\n")),
+    Case("memfd_past_memory_limit",  # unmapped shared memory is outside RLIMIT_AS: 768 MB against 512
+         "import os\nheld = 0\ntry:\n    for _ in range(48):\n        fd = os.memfd_create('m')\n"
+         "        os.write(fd, bytes(16 << 20))\n        held += 16\nexcept OSError:\n    pass\nprint(held)",
+         stdout_is("0\n")),
+    Case("sysv_shm_past_memory_limit",  # attach, fill, detach: segments stay, outside RLIMIT_AS
+         "import ctypes\nlibc = ctypes.CDLL(None)\n"
+         "print(libc.shmget(0, 16 << 20, 0o600) < 0, libc.shmget(0, 4096, 0o600) >= 0)", stdout_is("True True\n")),
+    Case("i386_system_calls",  # another ABI's numbers must not dodge the seccomp filter
+         "import ctypes, mmap, os, platform\nif platform.machine() != 'x86_64':\n    print(-1)\n    raise SystemExit\n"
+         "code = bytes.fromhex('b814000000cd80c3')  # mov eax, 20 (i386 getpid); int 0x80; ret\n"
+         "page = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)\npage.write(code)\n"
+         "call = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(page)))\n"
+         "r, w = os.pipe()\nif os.fork() == 0:\n    os.write(w, str(call()).encode())\n    os._exit(0)\n"
+         "os.close(w)\nos.wait()\nprint(os.read(r, 32).decode() or -1)  # no i386 ABI in this kernel: nothing to dodge",
+         stdout_is("-1\n")),
     # ----- network ----------------------------------------------------------------------
     Case("connect_host_loopback",
          "import socket\ntry:\n    socket.create_connection(('127.0.0.1', @PORT@), timeout=1)\n    print('connected')\n"

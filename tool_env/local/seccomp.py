@@ -1,4 +1,5 @@
-"""A small seccomp filter for runs: no kernel keyrings, no new user namespaces.
+"""A small seccomp filter for runs: no kernel keyrings, no new user namespaces, no memory
+that escapes the run's limits.
 
 Kernel keyrings are not fully namespaced: keys are checked against the global uid, so a key
 a run plants (and makes readable to its uid) could be found by a later run of the same uid
@@ -12,6 +13,18 @@ host's memory through it, outside `RLIMIT_AS` and the `disk_mb` cap of its own /
 memory a filter cannot read, fails with ENOSYS (the C library then falls back to `clone`,
 as under Docker's default profile). The zygote's own children enter their namespaces before
 the filter is installed.
+
+Shared memory that no mapping holds does not count toward `RLIMIT_AS`: a run could write
+64 MB (`max_file_mb`) into each of hundreds of `memfd_create` files, or attach, fill and
+detach SysV segments one after another (`shmmax` and `shmall` have no practical cap), and
+hold gigabytes of the host's memory. `memfd_create` fails with EPERM; `shmget` is refused
+for a segment over `SHM_SEGMENT_MAX_BYTES`, so the IPC namespace's 4,096 segments hold at
+most 256 MiB, as much as one `disk_mb` tmpfs (POSIX shared memory lives in the capped
+/dev/shm).
+
+Every system call of another ABI is refused: an x86-64 process may still enter the kernel
+through the i386 one (`int 0x80`, with its own numbers), where none of these rules would
+apply; x32 numbers are refused likewise.
 
 Installed after PR_SET_NO_NEW_PRIVS, inherited by everything the run starts, and impossible
 to remove. Stdlib only: this runs inside the sandbox.
@@ -38,7 +51,10 @@ SECCOMP_DATA_NR = 0
 SECCOMP_DATA_ARCH = 4
 SECCOMP_DATA_ARG0_LOW = 16  # args[0], its low 32 bits (both known machines are little-endian)
 X32_SYSCALL_BIT = 0x40000000
+SECCOMP_DATA_ARG1_LOW = 24
+SECCOMP_DATA_ARG1_HIGH = 28
 CLONE_NEWUSER = 0x10000000
+SHM_SEGMENT_MAX_BYTES = 64 * 1024  # x shmmni (4096 per IPC namespace) = 256 MiB at most
 
 
 @dataclass(frozen=True)
@@ -50,12 +66,16 @@ class Syscalls:
     unshare: int
     clone: int  # its flags are the first argument on both machines
     clone3: int
+    memfd_create: int
+    shmget: int  # its size is the second argument
     refuse_x32: bool  # whether x32 numbers must be refused
 
 
 KNOWN_SYSCALLS = {
-    "x86_64": Syscalls(0xC000003E, (248, 249, 250), unshare=272, clone=56, clone3=435, refuse_x32=True),
-    "aarch64": Syscalls(0xC00000B7, (217, 218, 219), unshare=97, clone=220, clone3=435, refuse_x32=False),
+    "x86_64": Syscalls(0xC000003E, (248, 249, 250), unshare=272, clone=56, clone3=435,
+                       memfd_create=319, shmget=29, refuse_x32=True),
+    "aarch64": Syscalls(0xC00000B7, (217, 218, 219), unshare=97, clone=220, clone3=435,
+                        memfd_create=279, shmget=194, refuse_x32=False),
 }
 
 
@@ -67,19 +87,25 @@ def run_filter(machine: str) -> list[tuple[int, int, int, int]] | None:
     # Assembled with labels: a jump target is a label, resolved to a relative offset below.
     body: list[tuple[int, object, object, int]] = [
         (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARCH),
-        (BPF_JEQ_K, 0, "allow", calls.arch),  # a foreign ABI: not ours to judge
+        (BPF_JEQ_K, 0, "deny", calls.arch),  # another ABI (i386's `int 0x80`) would dodge every rule
         (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_NR),
     ]
     if calls.refuse_x32:
         body.append((BPF_JGE_K, "deny", 0, X32_SYSCALL_BIT))
-    body += [(BPF_JEQ_K, "deny", 0, nr) for nr in calls.keyrings]
+    body += [(BPF_JEQ_K, "deny", 0, nr) for nr in (*calls.keyrings, calls.memfd_create)]
     body += [
         (BPF_JEQ_K, "enosys", 0, calls.clone3),
+        (BPF_JEQ_K, "shm_size", 0, calls.shmget),
         (BPF_JEQ_K, "flags", 0, calls.unshare),
         (BPF_JEQ_K, "flags", "allow", calls.clone),
         ("flags", None, None, 0),
         (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARG0_LOW),
         (BPF_JSET_K, "deny", "allow", CLONE_NEWUSER),
+        ("shm_size", None, None, 0),
+        (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARG1_HIGH),
+        (BPF_JEQ_K, 0, "deny", 0),
+        (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARG1_LOW),
+        (BPF_JGE_K, "deny", "allow", SHM_SEGMENT_MAX_BYTES + 1),
         ("allow", None, None, 0),
         (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
         ("deny", None, None, 0),
