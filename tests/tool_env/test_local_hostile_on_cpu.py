@@ -289,6 +289,13 @@ CASES = [
          "r, w = os.pipe()\nif os.fork() == 0:\n    os.write(w, str(call()).encode())\n    os._exit(0)\n"
          "os.close(w)\nos.wait()\nprint(os.read(r, 32).decode() or -1)  # no i386 ABI in this kernel: nothing to dodge",
          stdout_is("-1\n")),
+    Case("watch_shared_files",  # the open and access events of files other workers' runs import
+         "import ctypes\nlibc = ctypes.CDLL(None)\nprint(libc.inotify_init1(0), libc.fanotify_init(0x200, 0))",
+         stdout_is("-1 -1\n")),
+    Case("exclusive_lock_on_a_shared_file",  # a signal a concurrent run in another worker could probe
+         "import fcntl, os\nf = open(os.__file__, 'rb')\nfcntl.flock(f, fcntl.LOCK_SH)\nfcntl.flock(f, fcntl.LOCK_UN)\n"
+         "try:\n    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n    print('locked')\n"
+         "except OSError as e:\n    print(os.strerror(e.errno))", stdout_is("No locks available\n")),
     # ----- network ----------------------------------------------------------------------
     Case("connect_host_loopback",
          "import socket\ntry:\n    socket.create_connection(('127.0.0.1', @PORT@), timeout=1)\n    print('connected')\n"

@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -383,3 +384,33 @@ def test_hidden_paths_are_masked_through_a_symlinked_bound_root(host_data) -> No
             assert run_ok(sandbox, code) == "[] []\n"
     finally:
         shutil.rmtree(alias.parent, ignore_errors=True)
+
+
+# ----- what concurrent runs in other workers can tell each other ----------------------------
+SHARED_FILE = "import os\npath = os.__file__  # the same host inode in every worker\n"
+LOCK_SIGNALLER = SHARED_FILE + (
+    "import fcntl, time\nf = open(path, 'rb')\n"
+    "try:\n    fcntl.flock(f, fcntl.LOCK_EX)\n    print('holding', flush=True)\n    time.sleep(3)\n"
+    "except OSError as e:\n    print('refused', e.errno)\n"
+)
+LOCK_RECEIVER = SHARED_FILE + (
+    "import fcntl, time\ntime.sleep(1)\nf = open(path, 'rb')\n"
+    "try:\n    fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)\n    print('free')\n"
+    "except BlockingIOError:\n    print('busy')\n"
+)
+
+
+def test_a_lock_on_a_shared_file_carries_no_signal_to_a_concurrent_run() -> None:
+    """Two trajectories' runs, side by side in two workers, must not talk through a
+    site-packages file: one holding an exclusive `flock` that the other probes is a channel."""
+    skip_without_namespace()
+    config = dict(ISOLATION_CONFIG, pool_size=2)
+    with create_sandbox(SandboxConfig(isolation="namespace", **config)) as sandbox:
+        assert sandbox.wait_until_warm(60)
+        results: dict[str, object] = {}
+        signaller = threading.Thread(target=lambda: results.setdefault("signaller", sandbox.run(LOCK_SIGNALLER)))
+        signaller.start()
+        results["receiver"] = sandbox.run(LOCK_RECEIVER)
+        signaller.join()
+    assert results["signaller"].ok and results["receiver"].ok, results
+    assert results["receiver"].stdout == "free\n", results

@@ -22,6 +22,13 @@ for a segment over `SHM_SEGMENT_MAX_BYTES`, so the IPC namespace's 4,096 segment
 most 256 MiB, as much as one `disk_mb` tmpfs (POSIX shared memory lives in the capped
 /dev/shm).
 
+Concurrent runs in other workers see the same files (the read-only binds are the host's
+inodes), so a file of site-packages could carry signals between them: an exclusive `flock`
+one run takes and another probes, or the open and access events `inotify` (or unprivileged
+`fanotify`) reports for files another run imports. Exclusive `flock` fails with ENOLCK
+(shared ones never conflict with each other; `fcntl` read locks, all a read-only file
+allows, never conflict either), and the watch calls fail with EPERM.
+
 Every system call of another ABI is refused: an x86-64 process may still enter the kernel
 through the i386 one (`int 0x80`, with its own numbers), where none of these rules would
 apply; x32 numbers are refused likewise.
@@ -55,6 +62,7 @@ SECCOMP_DATA_ARG1_LOW = 24
 SECCOMP_DATA_ARG1_HIGH = 28
 CLONE_NEWUSER = 0x10000000
 SHM_SEGMENT_MAX_BYTES = 64 * 1024  # x shmmni (4096 per IPC namespace) = 256 MiB at most
+LOCK_EX = 2
 
 
 @dataclass(frozen=True)
@@ -68,14 +76,16 @@ class Syscalls:
     clone3: int
     memfd_create: int
     shmget: int  # its size is the second argument
+    watchers: tuple[int, ...]  # inotify_init (x86-64 only), inotify_init1, fanotify_init
+    flock: int  # its operation is the second argument
     refuse_x32: bool  # whether x32 numbers must be refused
 
 
 KNOWN_SYSCALLS = {
     "x86_64": Syscalls(0xC000003E, (248, 249, 250), unshare=272, clone=56, clone3=435,
-                       memfd_create=319, shmget=29, refuse_x32=True),
+                       memfd_create=319, shmget=29, watchers=(253, 294, 300), flock=73, refuse_x32=True),
     "aarch64": Syscalls(0xC00000B7, (217, 218, 219), unshare=97, clone=220, clone3=435,
-                        memfd_create=279, shmget=194, refuse_x32=False),
+                        memfd_create=279, shmget=194, watchers=(26, 262), flock=32, refuse_x32=False),
 }
 
 
@@ -92,10 +102,11 @@ def run_filter(machine: str) -> list[tuple[int, int, int, int]] | None:
     ]
     if calls.refuse_x32:
         body.append((BPF_JGE_K, "deny", 0, X32_SYSCALL_BIT))
-    body += [(BPF_JEQ_K, "deny", 0, nr) for nr in (*calls.keyrings, calls.memfd_create)]
+    body += [(BPF_JEQ_K, "deny", 0, nr) for nr in (*calls.keyrings, calls.memfd_create, *calls.watchers)]
     body += [
         (BPF_JEQ_K, "enosys", 0, calls.clone3),
         (BPF_JEQ_K, "shm_size", 0, calls.shmget),
+        (BPF_JEQ_K, "lock_op", 0, calls.flock),
         (BPF_JEQ_K, "flags", 0, calls.unshare),
         (BPF_JEQ_K, "flags", "allow", calls.clone),
         ("flags", None, None, 0),
@@ -106,12 +117,17 @@ def run_filter(machine: str) -> list[tuple[int, int, int, int]] | None:
         (BPF_JEQ_K, 0, "deny", 0),
         (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARG1_LOW),
         (BPF_JGE_K, "deny", "allow", SHM_SEGMENT_MAX_BYTES + 1),
+        ("lock_op", None, None, 0),
+        (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARG1_LOW),
+        (BPF_JSET_K, "enolck", "allow", LOCK_EX),
         ("allow", None, None, 0),
         (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
         ("deny", None, None, 0),
         (BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.EPERM),
         ("enosys", None, None, 0),
         (BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.ENOSYS),
+        ("enolck", None, None, 0),
+        (BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | errno.ENOLCK),
     ]
     return _assemble(body)
 
