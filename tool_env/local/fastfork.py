@@ -18,8 +18,8 @@ the GIL (`ctypes.PyDLL`), when all of this holds, checked once after the preload
 - every after-fork hook registered since the zygote started (`HookRecorder`, installed before
   the preloads) is one this module knows: a lock's `_at_fork_reinit`, logging's lock reset,
   threading's `_after_fork`, or the `seed` of a `random.Random` (reseeded by `reseed_random`).
-  Hooks registered before the recorder came from the stdlib modules imported by then, all in
-  `KNOWN_STDLIB_REGISTRANTS`.
+  Hooks registered before the recorder come from the zygote's own imports: stdlib modules
+  whose 3.11 hooks are threading's `_after_fork` and `random`'s reseed, both handled here.
 
 Anything else (a preload that registers its own hook, a thread) keeps `os.fork`.
 
@@ -35,10 +35,6 @@ import sys
 from typing import Any, Callable
 
 TESTED_VERSIONS = ((3, 11),)
-# Stdlib modules (3.11) that call os.register_at_fork when imported, and what they register:
-# threading: _after_fork; random: Random.seed of its instance; logging: a lock reset;
-# concurrent.futures.thread: a lock's acquire/_at_fork_reinit/release.
-KNOWN_STDLIB_REGISTRANTS = ("threading", "random", "logging", "concurrent.futures.thread")
 
 _pylib = ctypes.PyDLL(None, use_errno=True)  # PyDLL: the GIL stays held across the call
 _pylib.fork.restype = ctypes.c_int
@@ -50,7 +46,6 @@ class HookRecorder:
 
     def __init__(self) -> None:
         self.after_in_child: list[Callable[[], Any]] = []
-        self.modules_before = {name for name in KNOWN_STDLIB_REGISTRANTS if name in sys.modules}
         self._original = os.register_at_fork
 
     def __enter__(self) -> "HookRecorder":
@@ -125,12 +120,8 @@ def random_generators(recorder: HookRecorder) -> tuple[Any, ...]:
 def reseed_random(generators: tuple[Any, ...]) -> None:
     """What random's after-fork hook does (`Random.seed()`: fresh OS entropy), at C level."""
     for generator in generators:
-        _random_seed(generator, None)
+        sys.modules["_random"].Random.seed(generator, None)  # the C seed, as Random.seed() calls it
         generator.gauss_next = None
-
-
-def _random_seed(generator: Any, value: None) -> None:
-    sys.modules["_random"].Random.seed(generator, value)
 
 
 def fork() -> int:
