@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import ast
 import functools
+import io
 import json
 import logging
 import math
 import re
+import tokenize
+import warnings
 from fractions import Fraction
 from typing import Any
 
@@ -79,10 +82,24 @@ def parse_literal(text: str | None) -> Any | None:
         return json.loads(text)
     except (ValueError, RecursionError):
         pass
+    if _has_comment(text):
+        return None  # Python drops comments: "[1, 2]  # or [2, 1]" would read as [1, 2]
     try:
-        return ast.literal_eval(text)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)  # model text such as "1if" warns
+            return ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return None
+
+
+def _has_comment(text: str) -> bool:
+    """Whether Python would read part of `text` as a ``# comment`` (a ``#`` inside a string is not one)."""
+    if "#" not in text:
+        return False
+    try:
+        return any(token.type == tokenize.COMMENT for token in tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return True  # not Python: literal_eval refuses it anyway
 
 
 def split_list(text: str | None, *, sentence: bool = False) -> list[str] | None:
@@ -109,17 +126,22 @@ def split_list(text: str | None, *, sentence: bool = False) -> list[str] | None:
 
 
 def parse_int(text: str | None) -> int | None:
-    """An integer such as ``-42``, ``+7``, ``1,234,567`` or ``12.0``; None otherwise."""
+    """An integer written as a number: ``-42``, ``+7``, ``1,234,567``, ``12.0`` or ``1e3``; None
+    otherwise. Arithmetic is not read: ``-9*43`` is the question of a multiplication task, not its
+    answer, and ``0/1`` ("Pass/Peng") names two answers."""
     text = _unwrap(clean(text))
     if not text:
         return None
-    if _INT.fullmatch(text):
-        return int(text)
-    if _GROUPED_INT.fullmatch(text):
-        return int(text.replace(",", ""))
-    value = parse_number(text)
-    if value is not None and value == int(value):
-        return int(value)
+    try:
+        if _INT.fullmatch(text):
+            return int(text)
+        if _GROUPED_INT.fullmatch(text):
+            return int(text.replace(",", ""))
+        if _NUMBER.fullmatch(text):
+            value = Fraction(text) if _SCIENTIFIC.fullmatch(text) is None else Fraction(float(text))
+            return int(value) if value.denominator == 1 else None
+    except (ValueError, OverflowError):  # more digits than int() reads, or 1e309
+        pass
     return None
 
 
@@ -327,8 +349,12 @@ def evaluate_arithmetic(expression: str, *, allow_unary: bool = True, allow_floa
     if not isinstance(expression, str) or len(expression) > MAX_ANSWER_CHARS:
         raise ValueError("expression missing or too long")
     text = expression.replace("×", "*").replace("÷", "/").replace("−", "-").replace("x", "*")
+    if "#" in text:  # Python drops comments: "0  # or 1" would read as 0
+        raise ValueError(f"a comment is not arithmetic: {expression!r}")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)  # model text such as "1if" warns
+            tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         raise ValueError(f"not an arithmetic expression: {expression!r}") from exc
     if sum(1 for _ in ast.walk(tree)) > MAX_EXPRESSION_NODES:

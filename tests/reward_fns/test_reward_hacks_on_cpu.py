@@ -375,3 +375,36 @@ def test_polynomial_equations_without_real_roots(answer: str, expected: float) -
     """Upstream drops every item that is not a number, so any prose matched an empty root list."""
     truth = json.dumps({"task": "reasoning_gym/polynomial_equations", "answer": "", "meta": {}})
     assert compute_score("reasoning_gym/polynomial_equations", f"<<<{answer}>>>", truth)["acc"] == expected
+
+
+# --- arithmetic and comments where a number or literal is asked for ---------------------------
+
+
+def test_number_multiply_answer_is_a_number_not_the_questions_expression() -> None:
+    """parse_int evaluated arithmetic, so copying "-9*43*-73*-6061" from the question scored 1."""
+    record = json.loads((SYMBENCH_DIR / "number_multiply.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    expression = record["question"].removeprefix("What is the result of ").removesuffix("?")
+    truth = symbench_truth("number_multiply")
+    assert expression == "-9*43*-73*-6061"
+    for attack in (expression, expression.replace("*", " x "), f"({expression})", f"{record['solution']} * 1"):
+        assert acc("symbench/number_multiply", attack, truth) == 0.0, attack
+    for right in (str(record["solution"]), f"{record['solution']:,}", f"{record['solution']}.0"):
+        assert acc("symbench/number_multiply", right, truth) == 1.0, right
+
+
+@pytest.mark.parametrize(
+    ("task", "answer", "expected"),
+    [
+        # mahjong_pattern/0 is 0 (Pass); "0/1" is "Pass/Peng", which arithmetic read as 0
+        ("mahjong_pattern", "0", 1.0), ("mahjong_pattern", "0/1", 0.0), ("mahjong_pattern", "0  # or 1", 0.0),
+        ("statistical_counting", "3", 1.0), ("statistical_counting", "3  # or 4", 0.0), ("statistical_counting", "6/2", 0.0),
+        # Python drops comments, so a literal followed by "# or <another>" read as the first
+        ("matrix_transformation", '[["J", "Q"], ["H", "R"]]', 1.0),
+        ("matrix_transformation", '[["J", "Q"], ["H", "R"]]  # or [["Q", "J"], ["R", "H"]]', 0.0),
+        ("string_insertion", '"DBCDEBDCDEACECDEAC"  # or "DBCDEBDCDEACECDEA"', 0.0),
+        ("string_insertion", '"DBCDEBDCDEACECDEAC"', 1.0),
+        ("new_operator", "90.0  # or 91", 0.0), ("new_operator", "90", 1.0),
+    ],
+)
+def test_no_arithmetic_or_comments_in_numbers_and_literals(task: str, answer: str, expected: float) -> None:
+    assert acc(f"symbench/{task}", answer, symbench_truth(task)) == expected
