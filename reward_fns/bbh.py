@@ -8,6 +8,7 @@ options split a title at a comma), so option tasks fall back to text equality fo
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Callable
 
@@ -27,12 +28,36 @@ _OPTION_TARGET = re.compile(r"^\(([A-Z])\)$")
 _BRACKETS = frozenset("()[]{}<>")
 
 
-def option_match(answer: str, target: str) -> bool:
-    """Same option letter as a "(B)" target; text equality when the target is not a letter."""
+def option_match(answer: str, target: str, letters: str | None = None) -> bool:
+    """Same option letter as a "(B)" target, naming no other of the task's `letters`; text
+    equality when the target is not a letter."""
     letter = _OPTION_TARGET.match(target.strip())
     if letter is None:
         return text_equal(answer, target)
-    return option_letter(answer) == letter.group(1)
+    return option_letter(answer, letters) == letter.group(1)
+
+
+# The option letters each option task's questions offer. Keep in sync with the bundled bbh/*.jsonl
+# (tested): a letter outside them in an option's text ("John Q", "Episode V") is not an option.
+OPTION_LETTERS: dict[str, str] = {
+    "date_understanding": "ABCDEF",
+    "disambiguation_qa": "ABCD",
+    "geometric_shapes": "ABCDEFGHIJK",
+    "hyperbaton": "AB",
+    "logical_deduction_five_objects": "ABCDE",
+    "logical_deduction_seven_objects": "ABCDEFG",
+    "logical_deduction_three_objects": "ABC",
+    "movie_recommendation": "ABCDE",
+    "penguins_in_a_table": "ABCDE",
+    "reasoning_about_colored_objects": "ABCDEFGHIJKLMNOPQR",
+    "ruin_names": "ABCDEFGHIJK",
+    "salient_translation_error_detection": "ABCDEF",
+    "snarks": "AB",
+    "temporal_sequences": "ABCD",
+    "tracking_shuffled_objects_five_objects": "ABCDE",
+    "tracking_shuffled_objects_seven_objects": "ABCDEFG",
+    "tracking_shuffled_objects_three_objects": "ABC",
+}
 
 
 def yes_no_match(answer: str, target: str) -> bool:
@@ -118,4 +143,7 @@ def _make_verifier(task: str, matcher: Matcher):
 
 
 for _task, _matcher in TASK_MATCHERS.items():
+    if _task in OPTION_LETTERS:
+        _matcher = functools.partial(option_match, letters=OPTION_LETTERS[_task])
+        _matcher.__doc__ = option_match.__doc__
     register_verifier(f"{FAMILY}/{_task}", _make_verifier(_task, _matcher))

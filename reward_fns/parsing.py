@@ -421,10 +421,13 @@ def text_equal(answer: str, expected: str) -> bool:
     return given is not None and given.casefold() == (clean(expected, sentence=True) or "").casefold()
 
 
-def option_letter(text: str) -> str | None:
+def option_letter(text: str, letters: str | None = None) -> str | None:
     """The option letter an answer picks ("(B)", "B", "B) text", "Option B" → "B"), else None.
 
-    A bare lower-case letter is not an option ("a" is also a word); "(b)" is.
+    A bare lower-case letter is not an option ("a" is also a word); "(b)" is. `letters`: the
+    option letters the question offers (``"ABCD"``); when given, any other of them standing
+    alone after the chosen option makes the answer a hedge, however it is joined ("(B) / C",
+    "(B) & C", "(B) Wait, C"), except "A" and "I" followed by a word ("(B) A New Hope").
     """
     raw = clean(text)
     text = clean(text, sentence=True)
@@ -446,7 +449,14 @@ def option_letter(text: str) -> str | None:
     raw_rest = _option_text(raw_match) if raw_match else rest
     if _options_named_in(rest, raw_rest, bare_choice=bool(match.group("bare"))) - {letter}:
         return None  # a hedge such as "B) or C)", "B. A." or "(B) or C"
+    if letters and {m.group(1) for m in _STANDALONE_CAPITAL.finditer(rest)} & (set(letters) - {letter}):
+        return None  # a hedge such as "(B) / C" or "(B) or maybe C"
     return letter
+
+
+# A capital letter on its own ("C" in "(B) / C", not in "O-line" or "Boyz N"... the caller's
+# `letters` decide which count); "A" and "I" before a word are English ("A New Hope", "I think").
+_STANDALONE_CAPITAL = re.compile(r"(?<![\w'’\-])([B-HJ-Z]|[AI](?!\s+\w))(?![\w'’\-])")
 
 
 def _option_text(match: re.Match[str]) -> str:

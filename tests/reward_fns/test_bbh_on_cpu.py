@@ -49,6 +49,29 @@ def test_every_stored_answer_scores_one():
     assert failures == []
 
 
+def _options(row: dict) -> list[tuple[str, str]]:
+    return re.findall(r"^\(([A-Z])\) (.*)$", row["question"], re.MULTILINE)
+
+
+def test_option_letters_are_those_the_questions_offer():
+    offered: dict[str, set[str]] = {}
+    for row in ROWS:
+        offered.setdefault(row["task"], set()).update(letter for letter, _ in _options(row))
+    assert {task: "".join(sorted(letters)) for task, letters in offered.items() if letters} == bbh.OPTION_LETTERS
+
+
+def test_every_option_written_with_its_own_text_names_that_option():
+    """The hedge rules (another option letter after the chosen one) must not refuse an option's own
+    text: "(D) Star Wars Episode V", "(B) A Separation", "(A) I"."""
+    failures = []
+    for row in ROWS:
+        for letter, text in _options(row):
+            for form in (f"({letter}) {text}", f"{letter}) {text}", f"{letter}. {text}"):
+                if bbh.option_match(form, f"({letter})", bbh.OPTION_LETTERS[row["task"]]) is not True:
+                    failures.append((row["id"], form))
+    assert failures == []
+
+
 def test_the_three_text_targets_are_scored_as_text():
     text_rows = {row["id"]: row for row in ROWS if row["task"] in ("movie_recommendation", "ruin_names")
                  and not OPTION.match(row["answer"])}

@@ -49,6 +49,11 @@ OPTION_ANSWERS = [
     ("(B) is wrong", 0.0), ("(B) is not the answer", 0.0), ("B) isn't it", 0.0), ("(B) is incorrect", 0.0),
     # already refused before (kept as guards)
     ("(B) or (C)", 0.0), ("B or C", 0.0), ("the answer is not (B)", 0.0), ("(B)\n(C)", 0.0),
+    # hedges joined other ways: any other option letter of the task standing alone
+    ("(B) / C", 0.0), ("(B) & C", 0.0), ("(B) = C", 0.0), ("(B) or maybe C", 0.0), ("(B)\n\nWait, C", 0.0),
+    ("(B), possibly F", 0.0), ("B) or maybe A", 0.0), ("(B) (C?)", 0.0),
+    # English "A" / "I" before a word, and letters the task does not offer, are not options
+    ("(B) A New Hope", 1.0), ("(B) I think", 1.0), ("(B) John Q", 1.0), ("(B) Episode V", 1.0),
 ]
 
 
