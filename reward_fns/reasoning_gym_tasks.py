@@ -133,6 +133,8 @@ def arithmetic_gate(answer: str) -> str:
     """For scorers that ``sympy.parse_expr(answer)``: numbers, symbols, + - * / **, maths calls."""
     if len(answer) > MAX_GATED_ANSWER_CHARS:
         raise AnswerRejected(f"answer longer than {MAX_GATED_ANSWER_CHARS} characters")
+    if "#" in answer:  # parsers drop comments: "<gold>  # or <another>" would read as the gold
+        raise AnswerRejected("a comment is not part of an arithmetic answer")
     tree = _parse(answer)
     if tree is None:
         raise AnswerRejected("answer is not a plain arithmetic expression")
