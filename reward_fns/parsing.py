@@ -543,6 +543,7 @@ def math_equivalent(answer: str | None, gold: str) -> bool:
     text = clean(answer)
     if not text or len(text) > MAX_MATH_ANSWER_CHARS:
         return False
+    text = text.rstrip(".").rstrip()  # a full stop: math-verify misreads "\frac{3}{5}." (409 of 1,000 golds)
     expected = _parsed_reference(gold)
     if not expected:
         raise UnreadableReference(f"math-verify cannot read the reference answer {gold!r}")
@@ -551,13 +552,25 @@ def math_equivalent(answer: str | None, gold: str) -> bool:
         expected = _parsed_reference(f"({gold.strip()})")
     if isinstance(expected[0], (Tuple, Interval)):
         if _is_bare_list(text, given):
-            given = _parse_math(f"({text})")
+            given = _parse_math(f"({_math_body(text)})")
         if any(isinstance(value, FiniteSet) for value in given):
             return False
     return bool(given) and verify(expected, given, timeout_seconds=None)
 
 
 _SET_BRACES = re.compile(r"\\\{|\\lbrace|\\set")
+_MATH_WRAPPERS = (("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("\\boxed{", "}"))
+
+
+def _math_body(text: str) -> str:
+    """``12,9`` from ``$12,9$``, ``\\boxed{12,9}`` or ``\\(12,9\\)``: what to put in parentheses."""
+    previous = None
+    while text != previous:
+        previous = text
+        for opening, closing in _MATH_WRAPPERS:
+            if len(text) > len(opening) + len(closing) and text.startswith(opening) and text.endswith(closing):
+                text = text[len(opening) : -len(closing)].strip()
+    return text
 
 
 def _is_bare_list(text: str, parsed: list) -> bool:

@@ -156,6 +156,11 @@ RG_ATTACKS = {
     "coin_flip": [("{g}", 1.0), ("{g} is wrong", 0.0), ("{g} or 0.5", 0.0)],
     "polynomial_equations": [("{g}", 1.0), ("{g}, 3 or 4", 0.0), ("{g}, zzz", 0.0)],
     "puzzle24": [("{g}", 1.0), ("{g} = 24", 1.0), ("{g} = 25", 0.0), ("{g} = 2 + 22", 0.0)],
+    # sympy drops a Python comment, so a second expression after "#" went unread
+    "simple_integration": [("{g}", 1.0), ("{g}  # or 2*X + C", 0.0)],
+    "intermediate_integration": [("{g}", 1.0), ("{g}  # or x + C", 0.0)],
+    "polynomial_multiplication": [("{g}", 1.0), ("{g}  # or 0", 0.0), ("{g}#", 0.0)],
+    "countdown": [("{g}", 1.0), ("{g}  # or 1 + 2", 0.0)],
 }
 RG_CASES = [(name, attack, expected) for name, rows in RG_ATTACKS.items() for attack, expected in rows]
 
@@ -235,6 +240,11 @@ def math_truth(task: str, gold: str) -> str:
         # hedges math-verify already refuses (guards)
         ("5", "5 \\text{ or } 6", 0.0), ("5", "\\{5, 6\\}", 0.0), ("5", "5, 6", 0.0), ("5", "4 \\le x \\le 6", 0.0),
         ("5", "6 \\pm 1", 0.0), ("5", "\\boxed{5} \\boxed{6}", 0.0), ("\\frac{1}{2}", "0.5", 1.0),
+        # right answers that scored 0: a final full stop (409 of the 1,000 stored answers), and the
+        # ordered bare list inside delimiters
+        ("\\frac{3}{5}", "\\frac{3}{5}.", 1.0), ("(18, -18)", "(18, -18).", 1.0), ("\\pi", "\\pi.", 1.0),
+        ("12,9", "\\boxed{12,9}", 1.0), ("12,9", "$12, 9$", 1.0), ("12,9", "\\(12,9\\)", 1.0),
+        ("12,9", "\\boxed{9,12}", 0.0), ("12,9", "$9,12$", 0.0), ("\\frac{3}{5}", "\\frac{3}{6}.", 0.0),
     ],
 )
 def test_math_order_and_hedges(gold: str, answer: str, expected: float) -> None:
