@@ -18,6 +18,7 @@ from reward_fns.parsing import (
     option_letter,
     parse_quantity,
     split_list,
+    strip_markup,
     text_equal,
     yes_no,
 )
@@ -135,7 +136,7 @@ def _make_verifier(task: str, matcher: Matcher):
     def verify(answer: str, reference: Reference) -> float:
         if not isinstance(reference.answer, str):
             raise TypeError(f"{FAMILY}/{task}: reference answer must be a str, got {reference.answer!r}")
-        return 1.0 if matcher(answer, reference.answer) else 0.0
+        return 1.0 if matcher(strip_markup(answer), reference.answer) else 0.0
 
     verify.__name__ = f"verify_{task}"
     verify.__doc__ = f"BBH {task}: {matcher.__doc__}"

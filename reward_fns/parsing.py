@@ -55,8 +55,9 @@ _BRACKETS = "[](){}"
 def clean(text: str | None, *, sentence: bool = False) -> str | None:
     """Strip surrounding whitespace and wrapping quotes/backticks; None for missing or oversized text.
 
-    `sentence`: also collapse whitespace runs and drop trailing sentence punctuation, so
-    ``' "yes". '`` is ``yes`` (for prose answers; puzzle answers keep their punctuation).
+    `sentence`: also collapse whitespace runs, drop trailing sentence punctuation and a leading
+    "answer:" / "the final answer is", so ``' "yes". '`` is ``yes`` (for prose answers; puzzle
+    answers keep their punctuation).
     """
     if text is None or not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
         return None
@@ -67,10 +68,51 @@ def clean(text: str | None, *, sentence: bool = False) -> str | None:
     while text != previous:
         previous = text
         if sentence:
-            text = text.rstrip(_TRAILING_PUNCT).strip()
+            text = _LEAD_IN.sub("", text.rstrip(_TRAILING_PUNCT)).strip()
         if len(text) >= 2 and text[0] in _QUOTES and text[-1] in _QUOTES:
             text = text[1:-1].strip()
     return text
+
+
+def strip_markup(text: str) -> str:
+    """The answer inside decoration that wraps all of it, which a grader reads through:
+    ``**B**``, ``$8$``, ``\\(8\\)``, ``\\boxed{8}``, ``\\text{No}``, nested or not. Verifiers apply it
+    once to the whole answer (never to parts: ``$`` and ``*`` can be cells of a grid)."""
+    previous = None
+    while text != previous:
+        previous = text
+        text = _unwrap_markup(text.strip())
+    return text
+
+
+_LEAD_IN = re.compile(r"^(?:the\s+)?(?:final\s+)?answer(?:\s+is\b|\s*:)\s*", re.IGNORECASE)
+# (opening, closing) pairs of decoration around a whole answer
+_MARKUP = (("**", "**"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("\\boxed{", "}"), ("\\text{", "}"),
+           ("\\textbf{", "}"))
+
+
+def _unwrap_markup(text: str) -> str:
+    """The answer inside one layer of decoration that wraps all of it (``**B**``, ``\\boxed{42}``,
+    ``$x$``); the text itself when the marks do not pair up (``\\boxed{1} \\boxed{2}``, ``**1*``)."""
+    for opening, closing in _MARKUP:
+        if len(text) > len(opening) + len(closing) and text.startswith(opening) and text.endswith(closing):
+            inner = text[len(opening) : -len(closing)]
+            if closing == "}" and not _braces_balanced(inner):
+                continue
+            mark = opening[0]
+            if opening in ("**", "$") and (opening in inner or inner[0] == mark or inner[-1] == mark):
+                continue
+            return inner.strip()
+    return text
+
+
+def _braces_balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def parse_literal(text: str | None) -> Any | None:

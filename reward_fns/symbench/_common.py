@@ -6,6 +6,7 @@ import functools
 import logging
 from typing import Callable
 
+from reward_fns.parsing import strip_markup
 from reward_fns.registry import Reference, register_verifier
 
 logger = logging.getLogger(__name__)
@@ -35,13 +36,14 @@ def require_meta(reference: Reference, *keys: str) -> None:
 
 
 def symbench_verifier(
-    task: str, *, time_budget_s: float | None = None
+    task: str, *, time_budget_s: float | None = None, markup: bool = True
 ) -> Callable[[Callable[[str, Reference], bool]], Callable[[str, Reference], float]]:
     """Register a ``check(answer, reference) -> bool`` as ``symbench/<task>`` returning 1.0 / 0.0.
 
     The wrapper turns a missing answer and any parse error into 0.0, so model text never raises;
     a `ReferenceDataError` (bad ground truth, not bad text) still propagates. `time_budget_s`:
-    see `register_verifier` (for checks whose cost the answer text controls).
+    see `register_verifier` (for checks whose cost the answer text controls). `markup`: strip
+    decoration around the whole answer first (`strip_markup`); off where ``*`` or ``$`` are content.
     """
 
     def decorator(check: Callable[[str, Reference], bool]) -> Callable[[str, Reference], float]:
@@ -49,6 +51,8 @@ def symbench_verifier(
         def verifier(answer: str, reference: Reference) -> float:
             if not isinstance(answer, str):
                 return WRONG
+            if markup:
+                answer = strip_markup(answer)
             try:
                 return CORRECT if check(answer, reference) is True else WRONG
             except _ANSWER_ERRORS as exc:

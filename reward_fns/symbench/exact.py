@@ -66,7 +66,7 @@ def check_mahjong_pattern(answer: str, reference: Reference) -> bool:
     return parse_int(answer) == int(reference.answer)
 
 
-@symbench_verifier("matrix_transformation")
+@symbench_verifier("matrix_transformation", markup=False)  # cells such as "$" and "*"
 def check_matrix_transformation(answer: str, reference: Reference) -> bool:
     expected = reference.answer
     cells = grid_cells(parse_grid(answer), len(expected), len(expected[0]))
@@ -100,7 +100,7 @@ _REVERSI_CELLS = frozenset("*01")
 _REVERSI_LAYOUT = frozenset(" \t\r\n,;[]()'\"")
 
 
-@symbench_verifier("reversi")
+@symbench_verifier("reversi", markup=False)  # "**" is two empty cells, not bold
 def check_reversi(answer: str, reference: Reference) -> bool:
     """Board cells in row-major order, whatever the separators (``*,1,0`` or rows like ``*10*``)."""
     text = clean(answer) or ""

@@ -423,3 +423,41 @@ def test_number_multiply_answer_is_a_number_not_the_questions_expression() -> No
 )
 def test_no_arithmetic_or_comments_in_numbers_and_literals(task: str, answer: str, expected: float) -> None:
     assert acc(f"symbench/{task}", answer, symbench_truth(task)) == expected
+
+
+# --- decoration a grader reads through ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("task", "answer", "truth", "expected"),
+    [
+        # right answers that scored 0: bold, \boxed{}, $...$, \text{}, an "answer:" lead-in
+        ("bbh/date_understanding", "**(B)**", bbh("date_understanding", "(B)"), 1.0),
+        ("bbh/date_understanding", "\\boxed{B}", bbh("date_understanding", "(B)"), 1.0),
+        ("bbh/date_understanding", "Final answer: (B)", bbh("date_understanding", "(B)"), 1.0),
+        ("bbh/object_counting", "$8$", bbh("object_counting", "8"), 1.0),
+        ("bbh/object_counting", "The answer is 8.", bbh("object_counting", "8"), 1.0),
+        ("bbh/object_counting", "**8**", bbh("object_counting", "8"), 1.0),
+        ("bbh/navigate", "\\text{No}", bbh("navigate", "No"), 1.0),
+        ("symbench/number_multiply", "\\boxed{-171229311}", symbench_truth("number_multiply"), 1.0),
+        ("symbench/number_multiply", "**-171229311**", symbench_truth("number_multiply"), 1.0),
+        # marks that do not wrap the whole answer are not decoration
+        ("bbh/date_understanding", "**(B)** or **(C)**", bbh("date_understanding", "(B)"), 0.0),
+        ("bbh/object_counting", "\\boxed{8} \\boxed{9}", bbh("object_counting", "8"), 0.0),
+        ("bbh/object_counting", "$8$ or $9$", bbh("object_counting", "8"), 0.0),
+        ("bbh/object_counting", "The answer is not 8", bbh("object_counting", "8"), 0.0),
+        ("symbench/number_multiply", "\\boxed{-171229311} \\boxed{1}", symbench_truth("number_multiply"), 0.0),
+    ],
+)
+def test_markup_around_the_whole_answer_is_read_through(task: str, answer: str, truth: str, expected: float) -> None:
+    assert acc(task, answer, truth) == expected
+
+
+def test_reversi_stars_are_cells_not_bold() -> None:
+    """"**" in a reversi board is two empty cells, so markup is not stripped there."""
+    board = ",".join("**10*01*1*0*10**")
+    truth = json.dumps({"task": "symbench/reversi", "answer": board, "meta": {}})
+    cells = board.replace(",", "")
+    assert cells.startswith("**1") and cells.endswith("0**") and "**" not in cells[2:-2]
+    assert acc("symbench/reversi", cells, truth) == 1.0
+    assert acc("symbench/reversi", cells[2:-2], truth) == 0.0
