@@ -19,6 +19,7 @@ third-party code, so some get help:
 from __future__ import annotations
 
 import ast
+import cmath
 import functools
 import json
 import logging
@@ -294,6 +295,18 @@ def _same_grid_shape(answer: str, entry: dict[str, Any]) -> bool:
         return False
 
 
+def _finite_complex(answer: str, entry: dict[str, Any]) -> bool:
+    """Upstream scores min(1, exp(-|given - expected|)); for "nan" that is min(1.0, nan) = 1.0,
+    so NaN scored 1 on every question. Text upstream cannot read passes on (it scores it 0)."""
+    from reasoning_gym.algebra.complex_arithmetic import ComplexArithmeticDataset
+
+    try:
+        value = ComplexArithmeticDataset.parse_string_to_complex(answer)
+    except (ValueError, TypeError):
+        return True
+    return isinstance(value, complex) and cmath.isfinite(value)
+
+
 ShapeCheck = Callable[[str, dict[str, Any]], bool]
 # dataset -> whether the whole answer has the shape of an answer; others score 0 unscored. Each
 # closes a hole where upstream scores 1.0 for text that only starts with (or contains) the gold.
@@ -313,6 +326,8 @@ SHAPE_CHECKS: dict[str, ShapeCheck] = {
     "sokoban": lambda a, e: _SOKOBAN_ANSWER.fullmatch(a) is not None,
     "quantum_lock": lambda a, e: _QUANTUM_LOCK_ANSWER.fullmatch(a) is not None,
     "knights_knaves": _knights_knaves_shape,
+    # a value that is not a number: NaN compares false with everything, so upstream's min() kept 1.0
+    "complex_arithmetic": _finite_complex,
 }
 GATES: dict[str, Callable[[str], str]] = {
     "string_insertion": literal_gate,

@@ -161,6 +161,8 @@ RG_ATTACKS = {
     "intermediate_integration": [("{g}", 1.0), ("{g}  # or x + C", 0.0)],
     "polynomial_multiplication": [("{g}", 1.0), ("{g}  # or 0", 0.0), ("{g}#", 0.0)],
     "countdown": [("{g}", 1.0), ("{g}  # or 1 + 2", 0.0)],
+    # upstream's min(1.0, exp(-|nan - gold|)) is 1.0: NaN scored 1 on every question
+    "complex_arithmetic": [("{g}", 1.0), ("nan", 0.0), ("NaN", 0.0), ("nan+nanj", 0.0), ("nanj", 0.0), ("-nan", 0.0)],
 }
 RG_CASES = [(name, attack, expected) for name, rows in RG_ATTACKS.items() for attack, expected in rows]
 
