@@ -463,3 +463,18 @@ def test_reversi_stars_are_cells_not_bold() -> None:
     assert cells.startswith("**1") and cells.endswith("0**") and "**" not in cells[2:-2]
     assert acc("symbench/reversi", cells, truth) == 1.0
     assert acc("symbench/reversi", cells[2:-2], truth) == 0.0
+
+
+@pytest.mark.parametrize("printed", ["```python\n", "```\n", "x\n```python\nprint(1)\n", "```py\n<<<Yes>>>\n"])
+def test_fences_printed_by_a_program_do_not_hide_the_final_answer(printed: str) -> None:
+    """A run's output is shown as the agent loop shows it; a fence it printed at the start of a
+    line opened a python block that swallowed the final answer (or broke the format)."""
+    from types import SimpleNamespace
+
+    from reward_fns.protocol import format_results_block, format_results_body
+
+    run = SimpleNamespace(stdout=printed, stderr="", timed_out=False)  # a sandbox result's fields
+    text = "Let me print it.\n```python\nprint(s)\n```"
+    text += format_results_block(format_results_body(run), text)
+    metrics = compute_score("bbh/navigate", text + "\nSo <<<No>>>", NAVIGATE_NO)
+    assert (metrics["acc"], metrics["format_ok"]) == (1.0, 1.0), text
