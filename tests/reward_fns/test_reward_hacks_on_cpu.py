@@ -247,6 +247,8 @@ def math_truth(task: str, gold: str) -> str:
         ("\\frac{3}{5}", "\\frac{3}{5}.", 1.0), ("(18, -18)", "(18, -18).", 1.0), ("\\pi", "\\pi.", 1.0),
         ("12,9", "\\boxed{12,9}", 1.0), ("12,9", "$12, 9$", 1.0), ("12,9", "\\(12,9\\)", 1.0),
         ("12,9", "\\boxed{9,12}", 0.0), ("12,9", "$9,12$", 0.0), ("\\frac{3}{5}", "\\frac{3}{6}.", 0.0),
+        # several delimited expressions: math-verify read the first
+        ("5", "\\(5\\) or \\(6\\)", 0.0), ("5", "\\[5\\] or \\[6\\]", 0.0), ("5", "\\(5\\)", 1.0), ("5", "$\\boxed{5}$", 1.0),
     ],
 )
 def test_math_order_and_hedges(gold: str, answer: str, expected: float) -> None:
