@@ -153,6 +153,18 @@ def bounded_error(r: ExecutionResult, ctx: Ctx) -> None:
     assert len(r.error.message) <= limit and len(r.error.traceback) <= limit and len(r.stderr) <= limit
 
 
+FORGE_STATUS = (  # writes `frame` (a Python expression: text or a JSON-able object) as the status frame
+    "import json, os, struct, time\nframe = {frame}\n"
+    "body = (frame if isinstance(frame, str) else json.dumps(frame)).encode()\n"
+    "os.write(4, struct.pack('>I', len(body)) + body)\ntime.sleep(5)"
+)
+
+
+def bounded_forged_error(r: ExecutionResult) -> None:
+    assert r.error is not None and r.error.name == "E" and r.exit_code == 1, r
+    assert len(r.error.message) <= HOSTILE_CONFIG["max_output_chars"] + 100, len(r.error.message)
+
+
 CASES = [
     # ----- processes ------------------------------------------------------------------
     Case("fork_bomb", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
@@ -225,6 +237,16 @@ CASES = [
     Case("oversized_status_frame",  # a frame past the status cap, written straight to the pipe
          "import os, struct\nos.write(4, struct.pack('>I', 40 << 20))\nos.write(4, b'{' * (2 << 20))", crashed),
     Case("close_status_channel", "import os\nos.close(4)\nprint('x')", crashed),
+    # A frame the run forges itself is untrusted: a wrong shape must not raise in the caller (and
+    # leak the worker), and its text is capped like any other.
+    Case("forged_status_of_wrong_shape", FORGE_STATUS.format(frame='{"error": "x", "exit_code": 0}'), crashed),
+    Case("forged_status_without_name", FORGE_STATUS.format(frame='{"error": {"message": "m"}, "exit_code": 0}'), crashed),
+    Case("forged_status_of_wrong_types",
+         FORGE_STATUS.format(frame='{"error": {"name": 1, "message": [2], "traceback": ""}, "exit_code": "0"}'), crashed),
+    Case("forged_status_nested_too_deep", FORGE_STATUS.format(frame="'[' * 200_000"), crashed),
+    Case("forged_status_with_huge_message",
+         FORGE_STATUS.format(frame='{"error": {"name": "E", "message": "m" * 10 ** 6, "traceback": ""}, "exit_code": 1}'),
+         lambda r, c: bounded_forged_error(r)),
     Case("read_code_channel", "import os\nos.read(3, 10)", timed_out),
     Case("stdin_reads", "import sys\nprint(repr(sys.stdin.read()), repr(sys.stdin.readline()))\ninput()",
          error_named("EOFError")),
