@@ -318,6 +318,15 @@ CASES = [
          "import fcntl, os\nf = open(os.__file__, 'rb')\nfcntl.flock(f, fcntl.LOCK_SH)\nfcntl.flock(f, fcntl.LOCK_UN)\n"
          "try:\n    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n    print('locked')\n"
          "except OSError as e:\n    print(os.strerror(e.errno))", stdout_is("No locks available\n")),
+    Case("directory_notification",  # inotify's predecessor, through fcntl: reads of shared files
+         "import fcntl, os\nd = os.open(os.path.dirname(os.__file__), os.O_RDONLY)\n"
+         "try:\n    fcntl.fcntl(d, fcntl.F_NOTIFY, fcntl.DN_ACCESS)\nexcept OSError as e:\n    print(os.strerror(e.errno))",
+         stdout_is("Operation not permitted\n")),
+    Case("sqlite_wal",  # what the filter leaves: process-associated locks and F_GETLK (WAL needs both)
+         "import sqlite3\nc = sqlite3.connect('t.db')\nc.execute('pragma journal_mode=wal')\n"
+         "c.execute('create table t(x)')\nc.execute('insert into t values (41)')\nc.commit()\n"
+         "print(sqlite3.connect('t.db').execute('select x + 1 from t').fetchone()[0])",
+         stdout_is("42\n")),
     # ----- network ----------------------------------------------------------------------
     Case("connect_host_loopback",
          "import socket\ntry:\n    socket.create_connection(('127.0.0.1', @PORT@), timeout=1)\n    print('connected')\n"

@@ -414,3 +414,29 @@ def test_a_lock_on_a_shared_file_carries_no_signal_to_a_concurrent_run() -> None
         signaller.join()
     assert results["signaller"].ok and results["receiver"].ok, results
     assert results["receiver"].stdout == "free\n", results
+
+
+DNOTIFY_RECEIVER = SHARED_FILE + (  # F_NOTIFY: the directory notification inotify replaced
+    "import fcntl, signal, time\nevents = []\nsignal.signal(signal.SIGRTMIN, lambda *_: events.append(1))\n"
+    "d = os.open(os.path.dirname(path), os.O_RDONLY)\nfcntl.fcntl(d, fcntl.F_SETSIG, signal.SIGRTMIN)\n"
+    "try:\n    fcntl.fcntl(d, fcntl.F_NOTIFY, fcntl.DN_ACCESS | fcntl.DN_MULTISHOT)\n"
+    "except OSError as e:\n    print('refused', e.errno)\n"
+    "time.sleep(2)\nprint('events', len(events))\n"
+)
+DNOTIFY_SIGNALLER = SHARED_FILE + "import time\ntime.sleep(0.7)\nfor _ in range(5):\n    open(path, 'rb').read()\nprint('read')\n"
+
+
+def test_a_read_in_a_shared_directory_is_not_reported_to_a_concurrent_run() -> None:
+    """Directory notification (`fcntl` `F_NOTIFY`) reopened the channel inotify had: a run in
+    another worker was signalled whenever this one read a file of a shared directory."""
+    skip_without_namespace()
+    config = dict(ISOLATION_CONFIG, pool_size=2)
+    with create_sandbox(SandboxConfig(isolation="namespace", **config)) as sandbox:
+        assert sandbox.wait_until_warm(60)
+        results: dict[str, object] = {}
+        thread = threading.Thread(target=lambda: results.setdefault("signaller", sandbox.run(DNOTIFY_SIGNALLER)))
+        thread.start()
+        results["receiver"] = sandbox.run(DNOTIFY_RECEIVER)
+        thread.join()
+    assert results["signaller"].ok and results["receiver"].ok, results
+    assert results["receiver"].stdout == "refused 1\nevents 0\n", results
