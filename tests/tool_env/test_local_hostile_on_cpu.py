@@ -160,6 +160,12 @@ FORGE_STATUS = (  # writes `frame` (a Python expression: text or a JSON-able obj
 )
 
 
+def encodable_error(r: ExecutionResult) -> None:
+    assert r.error.name == "ValueError" and r.error.message == "m\\udcff", r
+    assert r.error.traceback.strip() in r.stderr, r  # the same text, so the loop shows it once
+    (r.stdout + r.stderr + r.error.message + r.error.traceback).encode("utf-8")
+
+
 def bounded_forged_error(r: ExecutionResult) -> None:
     assert r.error is not None and r.error.name == "E" and r.exit_code == 1, r
     assert len(r.error.message) <= HOSTILE_CONFIG["max_output_chars"] + 100, len(r.error.message)
@@ -229,6 +235,8 @@ CASES = [
     Case("huge_single_print", "print('x' * 10 ** 8)", bounded_output),
     Case("endless_printing", "while True:\n    print('spam ' * 100)", bounded_output),
     Case("stderr_flood", "import sys\nwhile True:\n    sys.stderr.write('e' * 10000)", bounded_output),
+    Case("lone_surrogate_in_error",  # JSON carries it, UTF-8 cannot: a tokenizer raised on it
+         "raise ValueError('m\\udcff')", lambda r, c: encodable_error(r)),
     Case("huge_exception_message", "raise ValueError('v' * 10 ** 7)", bounded_error),
     Case("binary_garbage_output", "import sys\nsys.stdout.buffer.write(bytes(range(256)) * 100)",
          succeeded),

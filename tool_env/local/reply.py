@@ -71,4 +71,18 @@ def parse_status(frame: bytes, max_chars: int) -> tuple[dict[str, str] | None, i
         return None, status["exit_code"]
     if not isinstance(error, dict) or set(error) != ERROR_FIELDS or any(type(v) is not str for v in error.values()):
         return dict(CORRUPT_STATUS), None
-    return {key: truncate_text(value, max_chars)[0] for key, value in error.items()}, status["exit_code"]
+    return {key: error_text(value, max_chars) for key, value in error.items()}, status["exit_code"]
+
+
+def error_text(value: str, max_chars: int) -> str:
+    """A field of an error record as text the caller can use: capped, and encodable.
+
+    A Python string may hold a lone surrogate (``ValueError('\\udcff')``), which JSON
+    carries but no UTF-8 consumer accepts (a tokenizer raised on the model's next turn): it
+    is written as ``\\udcff``, as the child's stderr writes the same traceback.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return truncate_text(value, max_chars)[0]
