@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -11,7 +12,7 @@ import pytest
 from tool_env import SandboxClosedError, SandboxConfig, create_sandbox
 from tool_env.local.pool import FairSlots
 from tool_env.metrics import SandboxMetrics, percentile
-from tool_env.result import ExecutionError, ExecutionResult
+from tool_env.result import ExecutionError, ExecutionResult, is_infra_failure
 
 FAST = dict(preload_modules=("math",), max_output_chars=1000)
 
@@ -267,3 +268,34 @@ def test_rlimit_mode_is_announced_loudly(caplog) -> None:
 def test_absurd_config_is_rejected_with_the_field_name(field, value, error) -> None:
     with pytest.raises(error, match=field):
         SandboxConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        # memoised recursion through C (lru_cache) with a raised limit overflows the C stack: SIGSEGV
+        "import sys\nfrom functools import lru_cache\nsys.setrecursionlimit(10 ** 6)\n@lru_cache(None)\n"
+        "def f(n):\n    return 0 if n == 0 else f(n - 1) + 1\nprint(f(300_000))",
+        "import os\nos._exit(3)",
+        "import os\nos.write(4, b'\\xff' * 64)",  # a corrupted status channel
+    ],
+    ids=["segfault", "os_exit", "corrupt_status"],
+)
+def test_a_crash_of_the_code_is_not_a_sandbox_failure(sandbox, code: str) -> None:
+    """Reported as WorkerCrashed, but the sandbox answered: counting it as an infrastructure
+    failure let code that crashes often (a common memoised-recursion idiom) stop training."""
+    result = sandbox.run(code)
+    assert result.error is not None and result.error.name == "WorkerCrashed", result
+    assert not is_infra_failure(result), result
+
+
+def test_a_dead_worker_is_a_sandbox_failure(sandbox) -> None:
+    with sandbox.session(stateful=True) as session:
+        session.run("x = 1")
+        worker = session._worker
+        killer = threading.Timer(0.3, lambda: os.killpg(worker.proc.pid, 9))
+        killer.start()
+        result = session.run("import time\ntime.sleep(5)")
+        killer.join()
+    assert result.error is not None and result.error.name == "WorkerCrashed", result
+    assert is_infra_failure(result), result

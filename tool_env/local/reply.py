@@ -35,6 +35,8 @@ def assemble(header: dict[str, Any], payload: bytes, max_output_chars: int) -> d
         offset += kept
     if header.get("status") == "frame":
         reply["error"], reply["exit_code"] = parse_status(payload[offset:], max_output_chars)
+        if reply["error"] == CORRUPT_STATUS:
+            reply["crash_cause"] = "code"
     reply.pop("status", None)
     return reply
 
