@@ -278,8 +278,9 @@ def test_absurd_config_is_rejected_with_the_field_name(field, value, error) -> N
         "def f(n):\n    return 0 if n == 0 else f(n - 1) + 1\nprint(f(300_000))",
         "import os\nos._exit(3)",
         "import os\nos.write(4, b'\\xff' * 64)",  # a corrupted status channel
+        "import os, time\nos.close(4)\ntime.sleep(30)",  # a status channel closed by a run that lives on
     ],
-    ids=["segfault", "os_exit", "corrupt_status"],
+    ids=["segfault", "os_exit", "corrupt_status", "closed_status"],
 )
 def test_a_crash_of_the_code_is_not_a_sandbox_failure(sandbox, code: str) -> None:
     """Reported as WorkerCrashed, but the sandbox answered: counting it as an infrastructure
