@@ -226,7 +226,7 @@ def _latencies(call: Callable[[], str], snippet: str, runs: int, into: list[floa
         into.append(time.perf_counter() - start)
 
 
-def _burst(call: Callable[[], str], snippet: str, concurrency: int, runs: int, cost: Cost) -> None:
+def burst(call: Callable[[], str], snippet: str, concurrency: int, runs: int, cost: Cost) -> None:
     """`runs` calls from `concurrency` threads; adds wall time and CPU to `cost`."""
     with ThreadPoolExecutor(concurrency) as pool:
         before = process_tree_cpu_s()
@@ -239,7 +239,7 @@ def _burst(call: Callable[[], str], snippet: str, concurrency: int, runs: int, c
     cost.add(runs, elapsed, before, after)
 
 
-def _start(level: str, pool_size: int = 0) -> LocalSandbox:
+def start_sandbox(level: str, pool_size: int = 0) -> LocalSandbox:
     sandbox = LocalSandbox(SandboxConfig(isolation=level, pool_size=pool_size))
     if not sandbox.wait_until_warm(WARM_TIMEOUT_S):
         sandbox.close()
@@ -258,7 +258,7 @@ def run_benchmark(plan: Plan, log: Callable[[str], None] = print) -> Report:
         sandboxes: dict[str, LocalSandbox] = {}
         for level in plan.levels:
             log(f"starting local sandbox (isolation={level}) ...")
-            sandboxes[f"local-{level}"] = stack.enter_context(_start(level))
+            sandboxes[f"local-{level}"] = stack.enter_context(start_sandbox(level))
         floor = stack.enter_context(ForkFloor(SandboxConfig().effective_pool_size))
         baselines: dict[str, Callable[[str], str]] = {**NAIVE, FLOOR: floor.run}
         log("latency ...")
@@ -287,11 +287,11 @@ def run_benchmark(plan: Plan, log: Callable[[str], None] = print) -> Report:
                 naive_c = min(c, plan.naive_concurrency_cap)
                 for _ in range(ROUNDS):
                     for who, sandbox in sandboxes.items():
-                        _burst(_stateless(sandbox, code), snippet, c, chunk,
+                        burst(_stateless(sandbox, code), snippet, c, chunk,
                                report.throughput.setdefault((who, snippet, c), Cost()))
                     for name in plan.throughput_baselines:
                         naive = baselines[name]
-                        _burst(lambda: naive(code), snippet, c if name == FLOOR else naive_c, chunk,
+                        burst(lambda: naive(code), snippet, c if name == FLOOR else naive_c, chunk,
                                report.throughput.setdefault((name, snippet, c), Cost()))
         first = next(iter(sandboxes.values()))
         log(f"tail latency at c={plan.tail_concurrency} ...")
@@ -299,10 +299,10 @@ def run_benchmark(plan: Plan, log: Callable[[str], None] = print) -> Report:
     level = plan.levels[0]
     log(f"saturation with pool_size={', '.join(map(str, plan.pool_sizes))} (interleaved) ...")
     with ExitStack() as stack:
-        pools = {size: stack.enter_context(_start(level, pool_size=size)) for size in plan.pool_sizes}
+        pools = {size: stack.enter_context(start_sandbox(level, pool_size=size)) for size in plan.pool_sizes}
         for _ in range(POOL_ROUNDS):
             for size, sandbox in pools.items():
-                _burst(_stateless(sandbox, SNIPPETS["trivial"]), "trivial", SATURATED,
+                burst(_stateless(sandbox, SNIPPETS["trivial"]), "trivial", SATURATED,
                        max(1, plan.saturation_runs // POOL_ROUNDS), report.pools.setdefault(size, Cost()))
     report.load_after = os.getloadavg()
     return report
@@ -319,7 +319,7 @@ def _tail(sandbox: LocalSandbox, plan: Plan, report: Report) -> None:
         queue_wait.append(result.queue_wait_s)
         return result.stdout
 
-    _burst(call, "trivial", plan.tail_concurrency, plan.tail_runs, Cost())
+    burst(call, "trivial", plan.tail_concurrency, plan.tail_runs, Cost())
 
 
 # ----- the report --------------------------------------------------------------------------

@@ -42,3 +42,17 @@ def test_concurrent_callers_share_the_slots(floor: ForkFloor) -> None:
     with ThreadPoolExecutor(8) as pool:
         outputs = list(pool.map(lambda i: floor.run(f"print({i} * 2)"), range(40)))
     assert outputs == [f"{i * 2}\n" for i in range(40)]
+
+
+def test_the_floor_benchmark_prints_every_preload_set(capsys) -> None:
+    """`benchmarks/bench_fork_floor.py` must keep running; timings are not asserted."""
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_fork_floor.py"
+    bench = runpy.run_path(str(script))
+    assert bench["main"](["--runs", "3", "--rounds", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for preload in bench["PRELOAD_SETS"]:
+        assert any(line.startswith(f"fork floor, {preload} ") for line in lines)
+        assert any(line.startswith("local-") and f", {preload} " in line for line in lines)
