@@ -232,6 +232,26 @@ def test_subprocess_python_works_inside() -> None:
     assert result.stdout == "7\n", result
 
 
+@pytest.mark.parametrize("isolation", ["namespace", "rlimit"])
+def test_runs_are_the_oom_killers_first_choice(isolation: str) -> None:
+    """A node out of memory must lose sandbox runs, not the trainer: every run (and anything it
+    starts) carries the highest oom_score_adj; a host holding CAP_SYS_RESOURCE pins it there."""
+    from tool_env.local import oom
+    from tool_env.local.isolation import namespace_problem
+
+    if isolation == "namespace" and namespace_problem() is not None:
+        pytest.skip("no namespaces here")
+    lower = ("import os\ntry:\n    with open('/proc/self/oom_score_adj', 'w') as f:\n        f.write('0')\n"
+             "except OSError:\n    pass\nprint(open('/proc/self/oom_score_adj').read().strip())")
+    with create_sandbox(SandboxConfig(isolation=isolation, pool_size=1, **FAST)) as sandbox:
+        assert sandbox.run("print(open('/proc/self/oom_score_adj').read().strip())").stdout == "1000\n"
+        started = sandbox.run("import subprocess\nprint(subprocess.run(['cat', '/proc/self/oom_score_adj'], "
+                              "capture_output=True, text=True).stdout.strip())")
+        assert started.stdout == "1000\n", started
+        assert sandbox.run(lower).stdout == ("1000\n" if oom.can_pin() else "0\n")
+        assert sandbox.run("print(open('/proc/self/oom_score_adj').read().strip())").stdout == "1000\n"
+
+
 # ----- lifecycle and configuration ------------------------------------------------------------
 def test_closed_sandbox_refuses_work() -> None:
     sandbox = create_sandbox(SandboxConfig(pool_size=1, **FAST))
