@@ -320,3 +320,19 @@ def test_a_dead_worker_is_a_sandbox_failure(sandbox) -> None:
         killer.join()
     assert result.error is not None and result.error.name == "WorkerCrashed", result
     assert is_infra_failure(result), result
+
+
+def test_a_worker_that_died_idle_is_replaced_not_handed_out() -> None:
+    """A worker can die between runs (the OOM killer picks sandbox processes first): the next
+    caller must get a live one, not a WorkerCrashed for nothing its code did."""
+    with create_sandbox(SandboxConfig(pool_size=1, **FAST)) as sandbox:
+        assert sandbox.run("print(1)").ok
+        assert sandbox.wait_until_warm(60)
+        (idle,) = sandbox._pool._idle
+        os.killpg(idle.proc.pid, 9)
+        deadline = time.monotonic() + 10
+        while idle.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        result = sandbox.run("print(2)")
+        assert result.ok and result.stdout == "2\n", result
+        assert not is_infra_failure(result)

@@ -120,6 +120,10 @@ class Worker:
                 raise WorkerDied(f"worker sent a corrupt frame: {exc}") from None
         return self._pending.pop(0)
 
+    def exited(self) -> bool:
+        """The worker's process is gone (a cheap check: one non-blocking wait)."""
+        return self.proc.poll() is not None
+
     def stop(self) -> None:
         """Polite stop: the zygote kills its children and exits; force it after a grace period."""
         if not self.alive:
