@@ -247,8 +247,9 @@ def outcome(child: Child, capture: Capture, timeout_s: float, max_stream_bytes: 
     elif capture.status_eof:
         _, raw = wait_child(child.pid, CLEANUP_DEADLINE_S)
         reply["exit_code"], reply["error"] = crash_report(raw)
+        # The run's process died, or closed its status pipe and lived on; a failed set-up is the sandbox's.
         if raw is None or not (os.WIFEXITED(raw) and os.WEXITSTATUS(raw) == EXIT_SETUP_FAILED):
-            reply["crash_cause"] = "code"  # it died, or closed its status pipe and lived on; a failed set-up is the sandbox's
+            reply["crash_cause"] = "code"
     else:
         reply["timed_out"] = True
         reply["error"] = {
