@@ -440,3 +440,31 @@ def test_a_read_in_a_shared_directory_is_not_reported_to_a_concurrent_run() -> N
         thread.join()
     assert results["signaller"].ok and results["receiver"].ok, results
     assert results["receiver"].stdout == "refused 1\nevents 0\n", results
+
+
+WORKDIR_WRITER = "import time\nopen('answer.txt', 'w').write('42')\nprint('written', flush=True)\ntime.sleep(2.5)\n"
+WORKDIR_READER = (  # another worker's run, another uid: its work dir is a sibling in the host's /tmp
+    "import glob, os, time\ntime.sleep(1)\nfound = []\n"
+    "for path in glob.glob('/tmp/tool_env-*/work'):\n"
+    "    if os.path.realpath(path) == os.getcwd():\n        continue\n"
+    "    try:\n        found += [open(os.path.join(path, name)).read() for name in os.listdir(path)]\n"
+    "    except OSError:\n        pass\n"
+    "print(found)\n"
+)
+
+
+def test_rlimit_level_runs_cannot_read_each_others_work_dirs() -> None:
+    """At the rlimit level work dirs are host directories; a concurrent run in another worker
+    could list one and read what that run wrote (its answer) without the writer's help."""
+    if os.geteuid() != 0:
+        pytest.skip("without root every run shares the caller's uid (documented)")
+    config = dict(ISOLATION_CONFIG, pool_size=2)
+    with create_sandbox(SandboxConfig(isolation="rlimit", **config)) as sandbox:
+        assert sandbox.wait_until_warm(60)
+        results: dict[str, object] = {}
+        thread = threading.Thread(target=lambda: results.setdefault("writer", sandbox.run(WORKDIR_WRITER)))
+        thread.start()
+        results["reader"] = sandbox.run(WORKDIR_READER)
+        thread.join()
+    assert results["writer"].ok and results["reader"].ok, results
+    assert results["reader"].stdout == "[]\n", results
