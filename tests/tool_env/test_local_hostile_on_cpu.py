@@ -330,6 +330,13 @@ CASES = [
          "import fcntl, os\nd = os.open(os.path.dirname(os.__file__), os.O_RDONLY)\n"
          "try:\n    fcntl.fcntl(d, fcntl.F_NOTIFY, fcntl.DN_ACCESS)\nexcept OSError as e:\n    print(os.strerror(e.errno))",
          stdout_is("Operation not permitted\n")),
+    Case("io_uring_and_userfaultfd",  # kernel attack surface with no use in model code: absent
+         "import ctypes, errno, platform\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+         "params = ctypes.create_string_buffer(120)\n"
+         "uffd = {'x86_64': 323, 'aarch64': 282}[platform.machine()]\n"
+         "print([(libc.syscall(nr, *args), errno.errorcode[ctypes.get_errno()]) for nr, args in "
+         "((425, (8, params)), (426, (0, 0, 0, 0)), (427, (0, 0, 0, 0)), (uffd, (0,)))])",
+         stdout_is("[(-1, 'ENOSYS'), (-1, 'ENOSYS'), (-1, 'ENOSYS'), (-1, 'ENOSYS')]\n")),
     Case("sqlite_wal",  # what the filter leaves: process-associated locks and F_GETLK (WAL needs both)
          "import sqlite3\nc = sqlite3.connect('t.db')\nc.execute('pragma journal_mode=wal')\n"
          "c.execute('create table t(x)')\nc.execute('insert into t values (41)')\nc.commit()\n"
