@@ -238,12 +238,14 @@ _DECORATED_NUMBER = re.compile(
     """,
     re.VERBOSE,
 )
-# Words after a number that change what it says: a hedge or negation ("8 or more", "8 is wrong",
-# "8 not 9" is not the claim "8") or a scale ("8 million", "8k" is not 8). A unit or noun
-# ("8 apples", "4.67 dollars") may follow a number; these may not.
+# Words after a number that change what it says: a hedge, bound or negation ("8 or more", "8 at
+# least", "8 roughly", "8 is wrong", "8 not 9" is not the claim "8") or a scale ("8 million",
+# "8k" is not 8). A unit or noun ("8 apples", "4.67 dollars") may follow a number; these may not.
 _NOT_A_UNIT = frozenset(
     """or nor not no never neither either maybe perhaps possibly probably wrong incorrect false
     than and but plus minus to vs versus
+    least most more less fewer over under above below approximately roughly about around nearly almost
+    ish max min maximum minimum
     half halves quarter quarters dozen dozens hundred hundreds thousand thousands million millions
     billion billions trillion trillions k mn bn""".split()
 )
@@ -440,7 +442,7 @@ _OPTION_MARK = re.compile(r"\(([A-Z])\)")
 _OTHER_OPTION = re.compile(
     r"""(?<![\w'’])\(?(?P<marked>[A-Z])(?:\)|[.:](?=\s|$))
       |(?i:\b(?:or|and|nor|vs\.?|versus)\s+(?:option\s+|choice\s+)?)
-       (?:\((?P<paren>[A-Za-z])\)|(?P<bare>[B-HJ-Z](?![\w'’])|[AI](?=\s*$|[,;:)])))""",
+       (?:\((?P<paren>[A-Za-z])\)|(?P<bare>[B-HJ-Z](?![\w'’])|[b-hj-z](?![\w'’.])|[AI](?=\s*$|[,;:)])))""",
     re.VERBOSE,
 )
 # The whole text after "B." in "B. A." (read before sentence cleaning drops the final "."); a

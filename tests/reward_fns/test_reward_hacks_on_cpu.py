@@ -51,7 +51,8 @@ OPTION_ANSWERS = [
     ("(B) or (C)", 0.0), ("B or C", 0.0), ("the answer is not (B)", 0.0), ("(B)\n(C)", 0.0),
     # hedges joined other ways: any other option letter of the task standing alone
     ("(B) / C", 0.0), ("(B) & C", 0.0), ("(B) = C", 0.0), ("(B) or maybe C", 0.0), ("(B)\n\nWait, C", 0.0),
-    ("(B), possibly F", 0.0), ("B) or maybe A", 0.0), ("(B) (C?)", 0.0),
+    ("(B), possibly F", 0.0), ("B) or maybe A", 0.0), ("(B) (C?)", 0.0), ("(B) or c", 0.0), ("B) and d", 0.0),
+    ("(B) or a", 1.0), ("(B) or e.g. this", 1.0),
     # English "A" / "I" before a word, and letters the task does not offer, are not options
     ("(B) A New Hope", 1.0), ("(B) I think", 1.0), ("(B) John Q", 1.0), ("(B) Episode V", 1.0),
 ]
@@ -83,6 +84,9 @@ NUMBER_ANSWERS = [
     ("8", 1.0), ("eight", 1.0), ("8 apples", 1.0), ("8 items", 1.0), ("8 is the answer", 1.0), ("8.0", 1.0),
     ("8 or nine", 0.0), ("8 or more", 0.0), ("8 is wrong", 0.0), ("8 is not right", 0.0), ("8 maybe", 0.0),
     ("8 million", 0.0), ("8k", 0.0), ("8 thousand", 0.0), ("8 and a half", 0.0), ("8 or 9", 0.0),
+    # bounds and approximations are not the claim "8"
+    ("8 at least", 0.0), ("8 at most", 0.0), ("8 or fewer", 0.0), ("8 roughly", 0.0), ("8 more", 0.0),
+    ("8 items approximately", 0.0), ("8-ish", 0.0), ("8 max", 0.0),
 ]
 
 
