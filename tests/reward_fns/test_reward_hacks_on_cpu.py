@@ -484,3 +484,17 @@ def test_fences_printed_by_a_program_do_not_hide_the_final_answer(printed: str) 
     text += format_results_block(format_results_body(run), text)
     metrics = compute_score("bbh/navigate", text + "\nSo <<<No>>>", NAVIGATE_NO)
     assert (metrics["acc"], metrics["format_ok"]) == (1.0, 1.0), text
+
+
+@pytest.mark.timeout(5)  # each took over 30 s before: quadratic backtracking over the spaces
+@pytest.mark.parametrize(
+    ("task", "answer", "truth"),
+    [
+        ("symbench/letters", "Count: 1, Positions: [2]" + " " * DEGENERATE_CHARS + "x", "letters"),
+        ("symbench/letters", "Count: 1" + " " * 15_000 + "x", "letters"),
+        ("reasoning_gym/fraction_simplification", "1/2" + " " * DEGENERATE_CHARS + "x", "fraction_simplification"),
+    ],
+)
+def test_long_whitespace_runs_score_in_linear_time(task: str, answer: str, truth: str) -> None:
+    ground_truth = symbench_truth(truth) if task.startswith("symbench/") else rg_entry(truth)[1]
+    assert compute_score(task, f"<<<{answer}>>>", ground_truth)["acc"] == 0.0
