@@ -39,6 +39,7 @@ NUMERIC_ABS_TOL = 1e-9
 MIN_ROUNDED_DECIMALS = 2  # "1.54" for 1.5416… counts as correct rounding; "2" for 1.54 does not
 
 _QUOTES = "\"'`“”‘’"
+_MINUS_SIGNS = str.maketrans({"\u2212": "-", "\uff0d": "-"})  # typographic and full-width minus: "−1034"
 _TRAILING_PUNCT = ".!;:,"
 _SPACES = re.compile(r"\s+")
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
@@ -61,6 +62,7 @@ def clean(text: str | None, *, sentence: bool = False) -> str | None:
     """
     if text is None or not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
         return None
+    text = text.translate(_MINUS_SIGNS)
     if sentence:
         text = _SPACES.sub(" ", text)
     text = text.strip()

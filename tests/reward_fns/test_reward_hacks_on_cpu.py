@@ -449,6 +449,11 @@ def test_no_arithmetic_or_comments_in_numbers_and_literals(task: str, answer: st
         ("bbh/navigate", "\\text{No}", bbh("navigate", "No"), 1.0),
         ("symbench/number_multiply", "\\boxed{-171229311}", symbench_truth("number_multiply"), 1.0),
         ("symbench/number_multiply", "**-171229311**", symbench_truth("number_multiply"), 1.0),
+        # a typographic or full-width minus sign
+        ("symbench/number_multiply", "\u2212171229311", symbench_truth("number_multiply"), 1.0),
+        ("symbench/number_multiply", "\uff0d171229311", symbench_truth("number_multiply"), 1.0),
+        ("bbh/multistep_arithmetic_two", "\u22121034", bbh("multistep_arithmetic_two", "-1034"), 1.0),
+        ("bbh/multistep_arithmetic_two", "\u22121035", bbh("multistep_arithmetic_two", "-1034"), 0.0),
         # marks that do not wrap the whole answer are not decoration
         ("bbh/date_understanding", "**(B)** or **(C)**", bbh("date_understanding", "(B)"), 0.0),
         ("bbh/object_counting", "\\boxed{8} \\boxed{9}", bbh("object_counting", "8"), 0.0),
@@ -457,7 +462,7 @@ def test_no_arithmetic_or_comments_in_numbers_and_literals(task: str, answer: st
         ("symbench/number_multiply", "\\boxed{-171229311} \\boxed{1}", symbench_truth("number_multiply"), 0.0),
     ],
 )
-def test_markup_around_the_whole_answer_is_read_through(task: str, answer: str, truth: str, expected: float) -> None:
+def test_markup_and_minus_signs_are_read_through(task: str, answer: str, truth: str, expected: float) -> None:
     assert acc(task, answer, truth) == expected
 
 

@@ -72,7 +72,7 @@ def test_gsm_hard_near_misses_score_zero() -> None:
         ("3244047.1", 3244047.0999999996, 1.0),  # float noise of the reference program
         ("0.00168", 0.0016791648, 1.0),
         ("0.0017", 0.0016791648, 0.0),
-        ("−9867630", -9867630.0, 0.0),  # a typographic minus is not a number the parser accepts
+        ("−9867630", -9867630.0, 1.0),  # a typographic minus sign is a minus sign
         ("-9,867,630", -9867630.0, 1.0),
         ("7/2", 3.5, 1.0),
         ("2.0107e-06", 2.0107e-06, 1.0),
