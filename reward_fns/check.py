@@ -140,6 +140,23 @@ def ground_truth_of(record: Mapping[str, Any], where: Location) -> Any:
     return value
 
 
+def _has_ground_truth_field(record: Mapping[str, Any]) -> bool:
+    return "ground_truth" in record or isinstance(record.get("reward_model"), Mapping)
+
+
+def symbench_ground_truth(task: str, record: Mapping[str, Any], where: Location) -> dict[str, Any]:
+    """A bundled SymBench record's ground truth as the data builder stores it: the facts its check
+    needs (``derived_*``) come from the question, so its raw ``solution`` and ``meta`` are not
+    enough (every logic_puzzle, logical_equation or letters row would be a verifier error)."""
+    from reward_fns.symbench import reference_from_record
+
+    try:
+        reference = reference_from_record({**record, "task": task.split("/", 1)[1]})
+    except ValueError as exc:
+        raise CheckInputError(f"{exc}, {where}") from None
+    return {"task": reference.task, "answer": reference.answer, "meta": reference.meta}
+
+
 def stored_answer(ground_truth: Any, task: str) -> Any:
     return parse_ground_truth(ground_truth, task).answer
 
@@ -179,6 +196,8 @@ def load_rows(data: Path, answers: Path | None = None, gold: bool = False) -> tu
             raise CheckInputError(f"task missing or not a string, {where}, field 'data_source' (or 'task')")
         task = resolve_task(name, where)
         ground_truth = ground_truth_of(record, where)
+        if task.startswith("symbench/") and "solution" in record and not _has_ground_truth_field(record):
+            ground_truth = symbench_ground_truth(task, record, where)
         extra_info = dict(record["extra_info"]) if isinstance(record.get("extra_info"), Mapping) else {}
         if gold:
             try:

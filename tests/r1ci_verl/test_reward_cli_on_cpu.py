@@ -59,6 +59,24 @@ def test_gold_self_check_on_bundled_data(capsys):
     assert "bbh/dyck_languages" in capsys.readouterr().out
 
 
+def test_bundled_symbench_records_are_checked_with_their_derived_facts(tmp_path, capsys):
+    """A raw SymBench record holds its question, not the facts its check derives from it (the
+    equations of logical_equation, the count of logic_puzzle): every such row was a verifier error,
+    right answers included."""
+    from pathlib import Path
+
+    import r1ci_verl
+
+    path = Path(r1ci_verl.__file__).parent / "assets" / "symbench" / "logical_equation.jsonl"
+    record = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+    right, wrong = record["solution"], record["solution"][::-1]
+    rows = [{**record, "task": "symbench/logical_equation", "response": f"<<<{json.dumps(right)}>>>"},
+            {**record, "task": "symbench/logical_equation", "response": f"<<<{json.dumps(wrong)}>>>"}]
+    assert main(["reward", "check", "--data", write_jsonl(tmp_path / "rows.jsonl", rows)]) == 0
+    out = capsys.readouterr().out
+    assert "50.0%" in out and "verifier error" not in out
+
+
 def test_custom_compute_score_replaces_ours(tmp_path, capsys):
     """An async function, as verl allows, used in place of compute_score."""
     module = tmp_path / "my_reward.py"
