@@ -237,6 +237,14 @@ _KAKURASU_ANSWER = re.compile(r"[01\s,\[\]]*")
 _SURVO_ANSWER = re.compile(r"[-\d\s]*")
 _SOKOBAN_ANSWER = re.compile(r"[LRUD\s,]*")
 _QUANTUM_LOCK_ANSWER = re.compile(r"[A-Ca-c\s,→>\-]*")
+_HANOI_MOVE = re.compile(r"Move disk \d+ from Peg \d+ to Peg \d+")
+
+
+def _hanoi_lines(answer: str, entry: dict[str, Any]) -> bool:
+    """Every line is one move: upstream searches each line for a move, so "Move disk 1 from Peg 1
+    to Peg 3 or Move disk 1 from Peg 1 to Peg 2" and "¬Move disk ..." read as the first move."""
+    return all(_HANOI_MOVE.fullmatch(line.strip()) for line in answer.splitlines() if line.strip())
+
 
 
 def _comma_items(answer: str) -> list[str]:
@@ -326,6 +334,7 @@ SHAPE_CHECKS: dict[str, ShapeCheck] = {
     "sokoban": lambda a, e: _SOKOBAN_ANSWER.fullmatch(a) is not None,
     "quantum_lock": lambda a, e: _QUANTUM_LOCK_ANSWER.fullmatch(a) is not None,
     "knights_knaves": _knights_knaves_shape,
+    "tower_of_hanoi": _hanoi_lines,
     # a value that is not a number: NaN compares false with everything, so upstream's min() kept 1.0
     "complex_arithmetic": _finite_complex,
 }
@@ -400,6 +409,13 @@ def upstream_scorer(dataset_name: str) -> Scorer:
     return reasoning_gym.get_score_answer_fn(dataset_name)
 
 
+_WHITESPACE_RUN = re.compile(r"\s+")
+
+
+def _one_blank(run: re.Match[str]) -> str:
+    return "\n" if "\n" in run.group() else " "
+
+
 def _make_verifier(dataset_name: str):
     gate = GATES.get(dataset_name)
     restore = META_RESTORE.get(dataset_name)
@@ -410,9 +426,10 @@ def _make_verifier(dataset_name: str):
         meta = restore(reference.meta) if restore else reference.meta
         entry = {"question": "", "answer": reference.answer, "metadata": meta}
         try:
-            # whitespace runs as one space: the shape patterns' adjacent optional spaces made a long
-            # run quadratic ("1/2", 16,000 spaces, "x": 0.8 s), and no shape depends on run lengths
-            if shape is not None and not shape(" ".join(answer.split()), entry):
+            # each whitespace run as one space or line break: the shape patterns' adjacent optional
+            # spaces made a long run quadratic ("1/2", 16,000 spaces, "x": 0.8 s); no shape
+            # depends on how long a run is
+            if shape is not None and not shape(_WHITESPACE_RUN.sub(_one_blank, answer), entry):
                 return 0.0
             if override is not None:
                 return override(answer, entry)

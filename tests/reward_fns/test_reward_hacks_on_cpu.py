@@ -165,6 +165,11 @@ RG_ATTACKS = {
     "intermediate_integration": [("{g}", 1.0), ("{g}  # or x + C", 0.0)],
     "polynomial_multiplication": [("{g}", 1.0), ("{g}  # or 0", 0.0), ("{g}#", 0.0)],
     "countdown": [("{g}", 1.0), ("{g}  # or 1 + 2", 0.0)],
+    # upstream searches each line for a move: a second move or a negation on the line went unread
+    "tower_of_hanoi": [
+        ("{g}", 1.0), ("¬{g}", 0.0), ("not {g}", 0.0), ("{g} or Move disk 1 from Peg 1 to Peg 2", 0.0),
+        ("{g}\n\n", 1.0),
+    ],
     # upstream's min(1.0, exp(-|nan - gold|)) is 1.0: NaN scored 1 on every question
     "complex_arithmetic": [("{g}", 1.0), ("nan", 0.0), ("NaN", 0.0), ("nan+nanj", 0.0), ("nanj", 0.0), ("-nan", 0.0)],
 }
