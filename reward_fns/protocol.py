@@ -227,6 +227,33 @@ def check_results_spans(text: str, spans: Sequence[tuple[int, int]]) -> None:
             raise ValueError(f"{where} differs from format_results_block of its body")
 
 
+SCORED_RESPONSE_KEY = "scored_response"
+"""extra_info key of the text a reward reads instead of the decoded response, where the rollout
+knows which tokens it inserted (the agent loop does): the response with every results block's
+output removed (see scored_results_block). Program output is not the model's words; left in,
+it can add an answer the model never wrote (``print('<<<42>>>')``), hide the model's own (an
+output line "```python" opens a block that swallows the rest) or change it (an output "<<<"
+pairs with the model's ">>>")."""
+
+
+def scored_results_block(inserted: str, preceding_text: str = "") -> str:
+    """What the reward reads in place of an inserted results block: its header line, no output.
+
+    `inserted` is the text actually inserted (a prefix of it when the token budget cut it short).
+    """
+    empty = format_results_block("", preceding_text)
+    if inserted.startswith(empty[: -1]):
+        return empty
+    return empty[: len(_common_prefix(inserted, empty))]
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
 def call_limit_notice(max_calls: int = MAX_CODE_CALLS) -> str:
     """Body shown instead of output when the model exceeds the code-call limit.
 
