@@ -193,6 +193,44 @@ async def test_session_is_closed_when_generation_raises(roll, monkeypatch):
     assert len(closed) == 1
 
 
+SPIN_TIMEOUT_S = 8.0  # how long a block that spins runs
+
+
+@pytest.mark.parametrize("stateful", [False, True])
+async def test_cancelled_trajectory_neither_stalls_the_worker_nor_keeps_its_session(roll, test_sandbox, stateful):
+    """A trajectory cancelled while its code runs: the worker's other trajectories keep going (the
+    event loop is not held until the run's timeout), and the trajectory ends with its session closed."""
+    import asyncio
+    import time
+
+    from r1ci_verl.rollout.settings import AgentLoopSettings
+    from tool_env.shared import shared_sandbox
+
+    sandbox = {**test_sandbox, "timeout_s": SPIN_TIMEOUT_S, "stateful": stateful}
+    rolling = asyncio.create_task(roll(["```python\nwhile True:\n    pass\n```\n", "<<<x>>>"], sandbox=sandbox))
+    loop_sandbox = shared_sandbox(AgentLoopSettings.from_layers({"sandbox": sandbox}).sandbox)  # the loop's own
+    runs = loop_sandbox.metrics()["sandbox/runs"]
+    await asyncio.sleep(1.0)  # the block is running
+    stalls, last = [], time.perf_counter()
+
+    async def tick():
+        nonlocal last
+        while True:
+            await asyncio.sleep(0.01)
+            stalls.append(time.perf_counter() - last)
+            last = time.perf_counter()
+
+    ticker = asyncio.create_task(tick())
+    rolling.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await rolling
+    stalls.append(time.perf_counter() - last)  # the ticker may not have run at all
+    ticker.cancel()
+    assert max(stalls) < SPIN_TIMEOUT_S / 2, f"the event loop stalled {max(stalls):.1f} s"
+    metrics = loop_sandbox.metrics()
+    assert metrics["sandbox/runs"] == runs + 1 and metrics["sandbox/open_sessions"] == 0
+
+
 async def test_hydra_node_overrides_yaml_settings(make_code_loop, tiny_tokenizer):
     server = FakeScriptedLLMServer(tiny_tokenizer, [])
     loop = make_code_loop(
