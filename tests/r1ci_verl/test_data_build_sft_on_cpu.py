@@ -157,6 +157,19 @@ def test_sft_refuses_test_tasks_duplicates_and_broken_steps(rl_rows, tmp_path):
     assert not (tmp_path / "sft.parquet").exists()
 
 
+def test_a_lone_surrogate_escape_is_refused_naming_line_and_field(rl_rows, tmp_path):
+    """JSON can spell "\\ud800", which is no text: the build names where, instead of a
+    UnicodeEncodeError from the parquet writer after the rows were rendered."""
+    good = json.dumps(trajectory(rl_rows["train"][0]))
+    bad = json.dumps(trajectory(rl_rows["train"][1])).replace('"output": "4"', '"output": "4 \\ud800"')
+    assert "ud800" in bad
+    path = tmp_path / "traj.jsonl"
+    path.write_text(good + "\n" + bad + "\n", encoding="utf-8")
+    with pytest.raises(BuildError, match=r"traj\.jsonl:2, field 'steps\[0\]\.output': a lone surrogate escape"):
+        build_sft(path, tmp_path, load_split())
+    assert not (tmp_path / "sft.parquet").exists()
+
+
 def test_render_messages_appends_one_assistant_turn():
     prompt = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
     messages = render_messages(prompt, [], "Plainly ", "7")
