@@ -60,6 +60,7 @@ def test_rendered_transcript_parses_back_into_the_same_steps():
         ([Step("", "print(1)", "1")], "no answer", None, "does not follow the protocol"),
         ([], "", "a >>> b", "contains <<< or >>>"),
         ([], "```python\nprint(1)\n```\n", "1", "final text contains a code fence"),
+        ([Step("", "print('```')", "```\n")], "", "1", "step 1: output has a line starting with ```"),
     ],
 )
 def test_unfaithful_trajectories_are_refused(steps, final, answer, message):
