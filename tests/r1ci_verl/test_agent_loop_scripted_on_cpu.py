@@ -250,6 +250,18 @@ def test_unknown_setting_is_a_clear_error(make_code_loop, tiny_tokenizer):
         make_code_loop(server, trainer_extra={"r1ci": {"agent_loop": {"max_calls": 3}}})
 
 
+@pytest.mark.parametrize("setting, value, message", [
+    ("add_system_prompt", "false", "add_system_prompt must be true or false, got 'false'"),  # would read as true
+    ("stop_after_answer", "no", "stop_after_answer must be true or false"),
+    ("max_code_calls", True, "max_code_calls must be an int >= 0, got True"),
+    ("max_generate_calls", 0, "max_generate_calls must be an int >= 1"),
+])
+def test_a_setting_of_the_wrong_type_is_refused(make_code_loop, tiny_tokenizer, setting, value, message):
+    server = FakeScriptedLLMServer(tiny_tokenizer, [])
+    with pytest.raises(ValueError, match=message):
+        make_code_loop(server, trainer_extra={"r1ci": {"agent_loop": {setting: value}}})
+
+
 async def test_stateful_sandbox_keeps_variables_within_a_trajectory(roll, tiny_tokenizer, test_sandbox):
     script = ["```python\nx = 20\nprint('set')\n```\n", "```python\nprint(x + 22)\n```\n", "<<<42>>>"]
     out, _ = await roll(script, sandbox={**test_sandbox, "stateful": True})
