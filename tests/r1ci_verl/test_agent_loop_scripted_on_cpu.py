@@ -270,6 +270,24 @@ async def test_stateful_sandbox_keeps_variables_within_a_trajectory(roll, tiny_t
     assert "NameError" in inserted_text(tiny_tokenizer, stateless)[1]
 
 
+@pytest.mark.parametrize("code", [
+    "import os\nos._exit(3)",  # the interpreter exits under the run
+    "import ctypes\nctypes.string_at(0)",  # segfault
+    "import os\nos.write(4, b'\\xff' * 64)",  # garbage on the run's status channel
+])
+async def test_code_that_kills_its_interpreter_is_a_code_error_not_a_sandbox_failure(roll, tiny_tokenizer, code):
+    """The policy writes this code: counted as a sandbox failure, it could stop training at will
+    (r1ci.max_sandbox_failure_rate) and, offline, make its answers vanish instead of scoring 0."""
+    from r1ci_verl.rollout.metrics import check_failure_rate, sandbox_step_metrics
+
+    out, _ = await roll([f"```python\n{code}\n```\n", "<<<none>>>"])
+    (results,) = inserted_text(tiny_tokenizer, out)
+    assert results.startswith("Code Execution Results:\nInterpreterCrashed: "), results
+    assert (out.extra_fields["code_errors"], out.extra_fields["sandbox_failures"]) == (1, 0)
+    step = sandbox_step_metrics([out.extra_fields] * 32, [False] * 32)  # a whole step of such calls
+    check_failure_rate(step, max_rate=0.25)  # does not stop the run
+
+
 async def test_sandbox_failure_is_shown_to_the_model_and_counted(roll, tiny_tokenizer, monkeypatch, caplog):
     """A real sandbox that has been closed: the loop goes on, the failure is logged at ERROR."""
     import r1ci_verl.rollout.agent_loop as agent_loop_module
