@@ -163,13 +163,20 @@ class _ResultLike(_Protocol):
     timed_out: bool
 
 
+def _text(value: str) -> str:
+    """`value` as text a tokenizer takes: a lone surrogate (``raise ValueError('\\ud800')``) becomes
+    ``\\ud800``, as the sandbox already writes it in stdout and stderr; tokenizers refuse it."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def format_results_body(result: _ResultLike, timeout_s: float | None = None) -> str:
     """Text the model sees for one run: stdout, then stderr (tracebacks), then notices."""
-    parts = [s.rstrip("\n") for s in (result.stdout, result.stderr) if s]
+    stderr = _text(result.stderr)
+    parts = [s.rstrip("\n") for s in (_text(result.stdout), stderr) if s]
     error = getattr(result, "error", None)
     if error is not None and not result.timed_out:
-        detail = error.traceback or f"{error.name}: {error.message}"
-        if detail.strip() and detail.strip() not in result.stderr:
+        detail = _text(error.traceback or f"{error.name}: {error.message}")
+        if detail.strip() and detail.strip() not in stderr:
             parts.append(detail.rstrip("\n"))
     if result.timed_out:
         limit = f" of {timeout_s:g} s" if timeout_s else ""

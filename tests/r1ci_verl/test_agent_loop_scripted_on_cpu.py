@@ -288,6 +288,15 @@ async def test_code_that_kills_its_interpreter_is_a_code_error_not_a_sandbox_fai
     check_failure_rate(step, max_rate=0.25)  # does not stop the run
 
 
+async def test_an_exception_message_that_is_not_text_does_not_crash_the_rollout(roll, tiny_tokenizer):
+    """A lone surrogate in an exception message reached the tokenizer, which raised: one line of
+    model code failed the whole batch. The model sees it escaped, as in stdout and stderr."""
+    out, _ = await roll(["```python\nraise ValueError('\\ud800')\n```\n", "<<<none>>>"])
+    (results,) = inserted_text(tiny_tokenizer, out)
+    assert results.endswith("ValueError: \\ud800\n") and results.count("Traceback") == 1, results
+    assert out.extra_fields["stop_reason"] == "eos"
+
+
 async def test_sandbox_failure_is_shown_to_the_model_and_counted(roll, tiny_tokenizer, monkeypatch, caplog):
     """A real sandbox that has been closed: the loop goes on, the failure is logged at ERROR."""
     import r1ci_verl.rollout.agent_loop as agent_loop_module

@@ -61,6 +61,12 @@ async def test_errors_and_bad_arguments_are_reported_as_text(test_sandbox):
     assert metrics == {"invalid_arguments": 1}
 
 
+async def test_a_tool_response_is_always_text_a_tokenizer_takes(test_sandbox):
+    response, _, metrics = await call(make_tool(test_sandbox), "raise ValueError('\\ud800')")
+    response.text.encode("utf-8")  # a lone surrogate here fails verl's tokenization of the tool message
+    assert response.text.endswith("ValueError: \\ud800") and metrics["error"] == 1
+
+
 async def test_stateless_calls_share_nothing(test_sandbox):
     tool = make_tool(test_sandbox)
     traj = trajectory("traj-1")
