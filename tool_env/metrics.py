@@ -9,10 +9,10 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from tool_env.result import CODE_CRASHED, CRASHED, UNAVAILABLE, ExecutionResult
+from tool_env.result import CRASHED, UNAVAILABLE, ExecutionResult
 
 LATENCY_WINDOW = 4096  # recent runs kept for percentiles; bounded so a long job never grows memory
-CRASH_ERRORS = frozenset({CRASHED, CODE_CRASHED})  # interpreters lost, whoever's doing (failures: is_infra_failure)
+CRASH_ERRORS = frozenset({CRASHED})
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

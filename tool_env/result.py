@@ -11,7 +11,7 @@ class ExecutionError:
     """An error raised by the executed code, or by the sandbox on its behalf.
 
     `name` is the exception type (``"ZeroDivisionError"``) or a sandbox condition
-    (``"TimeoutError"``, ``"InterpreterCrashed"``, ``"WorkerCrashed"``, ``"MemoryError"``); errors are data, never
+    (``"TimeoutError"``, ``"WorkerCrashed"``, ``"MemoryError"``); errors are data, never
     strings to parse.
     """
 
@@ -48,10 +48,6 @@ class ExecutionResult:
 
 
 CRASHED = "WorkerCrashed"  # the worker / actor / cloud sandbox running the code died
-# The interpreter running the code died by the code's own doing (a signal such as a segfault or
-# a limit's SIGKILL, os._exit, its status channel closed or garbled): an error of the code. The
-# policy writes the code, so counting it as a sandbox failure would let it stop a run at will.
-CODE_CRASHED = "InterpreterCrashed"
 UNAVAILABLE = "SandboxUnavailable"  # no worker could be had (E2B create refused, auth, rate limit)
 INFRA_ERROR_NAMES = frozenset({CRASHED, UNAVAILABLE})
 

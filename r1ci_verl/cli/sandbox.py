@@ -109,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(result.stdout)
         sys.stderr.write(result.stderr)
-        if result.error is not None and result.error.name in ("TimeoutError", "InterpreterCrashed", "WorkerCrashed", "OutputLimitExceeded"):
+        if result.error is not None and result.error.name in ("TimeoutError", "WorkerCrashed", "OutputLimitExceeded"):
             print(f"[sandbox] {result.error.name}: {result.error.message}", file=sys.stderr)
     if result.timed_out:
         return EXIT_TIMEOUT

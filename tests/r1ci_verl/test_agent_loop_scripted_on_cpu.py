@@ -282,7 +282,7 @@ async def test_code_that_kills_its_interpreter_is_a_code_error_not_a_sandbox_fai
 
     out, _ = await roll([f"```python\n{code}\n```\n", "<<<none>>>"])
     (results,) = inserted_text(tiny_tokenizer, out)
-    assert results.startswith("Code Execution Results:\nInterpreterCrashed: "), results
+    assert results.startswith("Code Execution Results:\nWorkerCrashed: "), results  # told how it died
     assert (out.extra_fields["code_errors"], out.extra_fields["sandbox_failures"]) == (1, 0)
     step = sandbox_step_metrics([out.extra_fields] * 32, [False] * 32)  # a whole step of such calls
     check_failure_rate(step, max_rate=0.25)  # does not stop the run

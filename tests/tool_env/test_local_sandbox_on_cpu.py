@@ -148,18 +148,18 @@ def test_stateful_timeout_kills_the_session_and_the_next_run_starts_fresh(sandbo
 def test_stateful_crash_restarts_fresh(sandbox) -> None:
     with sandbox.session(stateful=True) as session:
         session.run("kept = 1")
-        assert session.run("import ctypes\nctypes.string_at(0)").error.name == "InterpreterCrashed"
+        assert session.run("import ctypes\nctypes.string_at(0)").error.name == "WorkerCrashed"
         after = session.run("print('kept' in globals())")
         assert after.stdout == "False\n" and after.extra.get("session_restarted") is True
 
 
 def test_a_session_that_corrupts_its_status_channel_is_reported_crashed_and_restarted(sandbox) -> None:
-    """Reported as InterpreterCrashed, it must also be treated as one: what is left in the channel
+    """Reported as WorkerCrashed, it must also be treated as one: what is left in the channel
     must not be read as the next run's status."""
     with sandbox.session(stateful=True) as session:
         session.run("kept = 1")
         corrupt = session.run("import os\nos.write(4, b'\\xff' * 64)")
-        assert corrupt.error.name == "InterpreterCrashed" and "status channel" in corrupt.error.message
+        assert corrupt.error.name == "WorkerCrashed" and "status channel" in corrupt.error.message
         after = session.run("print('kept' in globals())")
         assert after.ok and after.stdout == "False\n" and after.extra.get("session_restarted") is True
 

@@ -21,7 +21,6 @@ from tool_env.local.reaping import CLEANUP_DEADLINE_S, crash_report, wait_child
 from tool_env.local.scrub import GrowingBuffer, wipe
 from tool_env.local.utf8count import count_utf8_chars
 from tool_env.local.wire import HEADER
-from tool_env.result import CODE_CRASHED
 
 READ_CHUNK = 1 << 16
 UTF8_MAX_BYTES = 4  # per character, also per replacement character of an invalid sequence
@@ -240,7 +239,7 @@ def outcome(child: Child, capture: Capture, timeout_s: float, max_stream_bytes: 
             "traceback": "",
         }
     elif capture.status_done and capture.status_corrupt:
-        reply["error"] = {"name": CODE_CRASHED, "message": "the run corrupted its status channel", "traceback": ""}
+        reply["error"] = {"name": "WorkerCrashed", "message": "the run corrupted its status channel", "traceback": ""}
     elif capture.status_done:
         reply["status"] = "frame"
     elif capture.status_eof:

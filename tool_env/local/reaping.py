@@ -15,8 +15,6 @@ import signal
 import time
 from typing import Any
 
-from tool_env.result import CODE_CRASHED
-
 KILL_MODES = ("pidns", "uid", "tree")
 CLEANUP_DEADLINE_S = 5.0  # leftovers that survive SIGKILL this long mean the worker is unusable
 REAP_ROUND_S = 0.05  # one kill-then-reap round of `kill_leftovers`
@@ -157,12 +155,9 @@ def kill_as_uid(uid: int | None) -> None:
 
 
 def crash_report(raw: int | None) -> tuple[int | None, dict[str, Any]]:
-    """(exit code, error record) for a child that died without reporting a status.
-
-    The child runs the code, so this is the code's doing: `tool_env.result.CODE_CRASHED`.
-    """
+    """(exit code, error record) for a child that died without reporting a status."""
     if raw is None:
-        return None, {"name": CODE_CRASHED, "message": "the interpreter vanished", "traceback": ""}
+        return None, {"name": "WorkerCrashed", "message": "the interpreter vanished", "traceback": ""}
     if os.WIFSIGNALED(raw):
         sig = os.WTERMSIG(raw)
         try:
@@ -172,7 +167,7 @@ def crash_report(raw: int | None) -> tuple[int | None, dict[str, Any]]:
         message = f"the interpreter was killed by signal {sig_name}"
         if sig == signal.SIGKILL:
             message += "; a memory, CPU-time or process limit may have been hit"
-        return -sig, {"name": CODE_CRASHED, "message": message, "traceback": ""}
+        return -sig, {"name": "WorkerCrashed", "message": message, "traceback": ""}
     status = os.WEXITSTATUS(raw)
     message = f"the interpreter exited abruptly with status {status} (os._exit or a fatal error)"
-    return status, {"name": CODE_CRASHED, "message": message, "traceback": ""}
+    return status, {"name": "WorkerCrashed", "message": message, "traceback": ""}

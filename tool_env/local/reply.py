@@ -13,10 +13,9 @@ import struct
 from typing import Any
 
 from tool_env.local.wire import HEADER
-from tool_env.result import CODE_CRASHED
 from tool_env.truncate import HeadTailText, truncation_notice
 
-CORRUPT_STATUS = {"name": CODE_CRASHED, "message": "the run corrupted its status channel", "traceback": ""}
+CORRUPT_STATUS = {"name": "WorkerCrashed", "message": "the run corrupted its status channel", "traceback": ""}
 
 
 def assemble(header: dict[str, Any], payload: bytes, max_output_chars: int) -> dict[str, Any]:
