@@ -10,6 +10,9 @@ measured in alternating chunks, so a load change on a shared machine hits both s
 - ``venv``: ``python -c`` of this project's virtualenv interpreter with the caller's
   environment (its site-packages and editable install make each start about 2.5x slower);
   printed beside it, never used for a target.
+- ``fork-floor``: the fork-per-call floor (`tool_env.fork_floor`): warm interpreters with the
+  same preloads and pool size that fork a child per call with rlimits and nothing else. Not a
+  sandbox; it shows what the design itself reaches on this machine and what isolation adds.
 
 Besides latency and throughput it prints the CPU a stateless run costs at saturation (the
 caller process plus every process the sandbox started, from ``getrusage`` and ``/proc``),
@@ -34,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from tool_env.config import SandboxConfig
+from tool_env.fork_floor import ForkFloor
 from tool_env.local import LocalSandbox
 from tool_env.local.isolation import namespace_problem
 from tool_env.metrics import percentile
@@ -58,6 +62,7 @@ THROUGHPUT_RATIO_AT_32 = {"trivial": 4.0, "numpy": 20.0}
 CPU_PER_RUN_MS = 4.0
 TAIL_FACTOR = 3.0
 SATURATED = 32  # the concurrency at which throughput ratios and CPU per run are judged
+FLOOR = "fork-floor"
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,7 @@ class Plan:
     tail_concurrency: int = 64
     tail_runs: int = 256
     naive_concurrency_cap: int = 32  # naive points above this reuse it (interpreter starts only get slower)
-    throughput_baselines: tuple[str, ...] = ("plain", "venv")
+    throughput_baselines: tuple[str, ...] = ("plain", "venv", FLOOR)
     numpy_concurrency: tuple[int, ...] | None = None  # None: the same points as the trivial snippet
 
     def points(self, snippet: str) -> tuple[int, ...]:
@@ -91,7 +96,7 @@ def full_plan(levels: tuple[str, ...]) -> Plan:
 
 def quick_plan(levels: tuple[str, ...]) -> Plan:
     return Plan(40, 6, (1, 8, 32), lambda c: max(32, c), levels[:1], ("trivial", "numpy"),
-                saturation_runs=200, tail_runs=192, throughput_baselines=("plain",), numpy_concurrency=(32,))
+                saturation_runs=200, tail_runs=192, throughput_baselines=("plain", FLOOR), numpy_concurrency=(32,))
 
 
 def available_levels() -> tuple[str, ...]:
@@ -221,7 +226,7 @@ def _latencies(call: Callable[[], str], snippet: str, runs: int, into: list[floa
         into.append(time.perf_counter() - start)
 
 
-def _burst(call: Callable[[], str], snippet: str, concurrency: int, runs: int, cost: Cost) -> None:
+def burst(call: Callable[[], str], snippet: str, concurrency: int, runs: int, cost: Cost) -> None:
     """`runs` calls from `concurrency` threads; adds wall time and CPU to `cost`."""
     with ThreadPoolExecutor(concurrency) as pool:
         before = process_tree_cpu_s()
@@ -234,7 +239,7 @@ def _burst(call: Callable[[], str], snippet: str, concurrency: int, runs: int, c
     cost.add(runs, elapsed, before, after)
 
 
-def _start(level: str, pool_size: int = 0) -> LocalSandbox:
+def start_sandbox(level: str, pool_size: int = 0) -> LocalSandbox:
     sandbox = LocalSandbox(SandboxConfig(isolation=level, pool_size=pool_size))
     if not sandbox.wait_until_warm(WARM_TIMEOUT_S):
         sandbox.close()
@@ -253,11 +258,14 @@ def run_benchmark(plan: Plan, log: Callable[[str], None] = print) -> Report:
         sandboxes: dict[str, LocalSandbox] = {}
         for level in plan.levels:
             log(f"starting local sandbox (isolation={level}) ...")
-            sandboxes[f"local-{level}"] = stack.enter_context(_start(level))
+            sandboxes[f"local-{level}"] = stack.enter_context(start_sandbox(level))
+        floor = stack.enter_context(ForkFloor(SandboxConfig().effective_pool_size))
+        baselines: dict[str, Callable[[str], str]] = {**NAIVE, FLOOR: floor.run}
         log("latency ...")
         for snippet, code in SNIPPETS.items():
             for sandbox in sandboxes.values():
                 sandbox.run(code)  # warm the code paths once
+            floor.run(code)
             for _ in range(ROUNDS):
                 for who, sandbox in sandboxes.items():
                     _latencies(_stateless(sandbox, code), snippet, plan.latency_runs // ROUNDS,
@@ -266,6 +274,8 @@ def run_benchmark(plan: Plan, log: Callable[[str], None] = print) -> Report:
                         session.run(code)
                         _latencies(lambda: session.run(code, RUN_TIMEOUT_S).stdout, snippet,
                                    plan.latency_runs // ROUNDS, report.latency_s.setdefault((who, snippet, "stateful"), []))
+                _latencies(lambda: floor.run(code), snippet, plan.latency_runs // ROUNDS,
+                           report.latency_s.setdefault((FLOOR, snippet, "stateless"), []))
                 for name, naive in NAIVE.items():
                     _latencies(lambda: naive(code), snippet, max(1, plan.naive_latency_runs // ROUNDS),
                                report.latency_s.setdefault((name, snippet, "subprocess"), []))
@@ -277,11 +287,11 @@ def run_benchmark(plan: Plan, log: Callable[[str], None] = print) -> Report:
                 naive_c = min(c, plan.naive_concurrency_cap)
                 for _ in range(ROUNDS):
                     for who, sandbox in sandboxes.items():
-                        _burst(_stateless(sandbox, code), snippet, c, chunk,
+                        burst(_stateless(sandbox, code), snippet, c, chunk,
                                report.throughput.setdefault((who, snippet, c), Cost()))
                     for name in plan.throughput_baselines:
-                        naive = NAIVE[name]
-                        _burst(lambda: naive(code), snippet, naive_c, chunk,
+                        naive = baselines[name]
+                        burst(lambda: naive(code), snippet, c if name == FLOOR else naive_c, chunk,
                                report.throughput.setdefault((name, snippet, c), Cost()))
         first = next(iter(sandboxes.values()))
         log(f"tail latency at c={plan.tail_concurrency} ...")
@@ -289,10 +299,10 @@ def run_benchmark(plan: Plan, log: Callable[[str], None] = print) -> Report:
     level = plan.levels[0]
     log(f"saturation with pool_size={', '.join(map(str, plan.pool_sizes))} (interleaved) ...")
     with ExitStack() as stack:
-        pools = {size: stack.enter_context(_start(level, pool_size=size)) for size in plan.pool_sizes}
+        pools = {size: stack.enter_context(start_sandbox(level, pool_size=size)) for size in plan.pool_sizes}
         for _ in range(POOL_ROUNDS):
             for size, sandbox in pools.items():
-                _burst(_stateless(sandbox, SNIPPETS["trivial"]), "trivial", SATURATED,
+                burst(_stateless(sandbox, SNIPPETS["trivial"]), "trivial", SATURATED,
                        max(1, plan.saturation_runs // POOL_ROUNDS), report.pools.setdefault(size, Cost()))
     report.load_after = os.getloadavg()
     return report
@@ -309,7 +319,7 @@ def _tail(sandbox: LocalSandbox, plan: Plan, report: Report) -> None:
         queue_wait.append(result.queue_wait_s)
         return result.stdout
 
-    _burst(call, "trivial", plan.tail_concurrency, plan.tail_runs, Cost())
+    burst(call, "trivial", plan.tail_concurrency, plan.tail_runs, Cost())
 
 
 # ----- the report --------------------------------------------------------------------------
@@ -370,6 +380,8 @@ def _targets(report: Report, plan: Plan) -> list[str]:
             line = f"  {snippet} c={c}: {mine / plain:.1f}x plain throughput"
             if ("venv", snippet, c) in report.throughput:
                 line += f" ({mine / report.throughput[('venv', snippet, c)].runs_per_s:.1f}x venv)"
+            if (FLOOR, snippet, c) in report.throughput:
+                line += f"; the fork floor {report.throughput[(FLOOR, snippet, c)].runs_per_s / plain:.1f}x"
             if c == SATURATED:
                 target = THROUGHPUT_RATIO_AT_32[snippet]
                 line += f" (target >= {target:g}x): {_verdict(mine / plain >= target)}"
@@ -377,8 +389,10 @@ def _targets(report: Report, plan: Plan) -> list[str]:
     point = _saturated(plan, "trivial")
     saturated = report.throughput[(who, "trivial", point)]
     plain_cost = report.throughput[("plain", "trivial", point)]
+    floor_cost = report.throughput.get((FLOOR, "trivial", point))
+    floor = f"; fork floor {floor_cost.cpu_ms_per_run:.2f} ms" if floor_cost else ""
     lines.append(f"  CPU per stateless run at c={point}: {saturated.cpu_ms_per_run:.2f} ms "
-                 f"(caller {saturated.host_ms_per_run:.2f} ms; plain start {plain_cost.cpu_ms_per_run:.2f} ms) "
+                 f"(caller {saturated.host_ms_per_run:.2f} ms; plain start {plain_cost.cpu_ms_per_run:.2f} ms{floor}) "
                  f"(target <= {CPU_PER_RUN_MS:g} ms): {_verdict(saturated.cpu_ms_per_run <= CPU_PER_RUN_MS)}")
     latency, queue_wait = sorted(report.tail["latency"]), sorted(report.tail["queue_wait"])
     in_slot = sorted(t - w for t, w in zip(report.tail["latency"], report.tail["queue_wait"]))

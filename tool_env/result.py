@@ -50,8 +50,19 @@ class ExecutionResult:
 CRASHED = "WorkerCrashed"  # the worker / actor / cloud sandbox running the code died
 UNAVAILABLE = "SandboxUnavailable"  # no worker could be had (E2B create refused, auth, rate limit)
 INFRA_ERROR_NAMES = frozenset({CRASHED, UNAVAILABLE})
+CRASH_CAUSE = "crash_cause"  # `extra` key a backend sets to CAUSED_BY_CODE when the code's own process died
+CAUSED_BY_CODE = "code"
 
 
 def is_infra_failure(result: ExecutionResult) -> bool:
-    """The sandbox failed, not the code: counted against the run's sandbox-failure threshold."""
-    return result.error is not None and result.error.name in INFRA_ERROR_NAMES
+    """The sandbox failed, not the code: counted against the run's sandbox-failure threshold.
+
+    A crash the code caused itself (a segfault of deep recursion through `lru_cache` with a
+    raised recursion limit, `os._exit`, a corrupted status channel) is reported as
+    `WorkerCrashed` too, but the sandbox answered: it is the code's error, not a failure that
+    should stop training."""
+    return (
+        result.error is not None
+        and result.error.name in INFRA_ERROR_NAMES
+        and result.extra.get(CRASH_CAUSE) != CAUSED_BY_CODE
+    )

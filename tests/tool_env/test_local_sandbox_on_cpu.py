@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -11,7 +12,7 @@ import pytest
 from tool_env import SandboxClosedError, SandboxConfig, create_sandbox
 from tool_env.local.pool import FairSlots
 from tool_env.metrics import SandboxMetrics, percentile
-from tool_env.result import ExecutionError, ExecutionResult
+from tool_env.result import ExecutionError, ExecutionResult, is_infra_failure
 
 FAST = dict(preload_modules=("math",), max_output_chars=1000)
 
@@ -231,6 +232,26 @@ def test_subprocess_python_works_inside() -> None:
     assert result.stdout == "7\n", result
 
 
+@pytest.mark.parametrize("isolation", ["namespace", "rlimit"])
+def test_runs_are_the_oom_killers_first_choice(isolation: str) -> None:
+    """A node out of memory must lose sandbox runs, not the trainer: every run (and anything it
+    starts) carries the highest oom_score_adj; a host holding CAP_SYS_RESOURCE pins it there."""
+    from tool_env.local import oom
+    from tool_env.local.isolation import namespace_problem
+
+    if isolation == "namespace" and namespace_problem() is not None:
+        pytest.skip("no namespaces here")
+    lower = ("import os\ntry:\n    with open('/proc/self/oom_score_adj', 'w') as f:\n        f.write('0')\n"
+             "except OSError:\n    pass\nprint(open('/proc/self/oom_score_adj').read().strip())")
+    with create_sandbox(SandboxConfig(isolation=isolation, pool_size=1, **FAST)) as sandbox:
+        assert sandbox.run("print(open('/proc/self/oom_score_adj').read().strip())").stdout == "1000\n"
+        started = sandbox.run("import subprocess\nprint(subprocess.run(['cat', '/proc/self/oom_score_adj'], "
+                              "capture_output=True, text=True).stdout.strip())")
+        assert started.stdout == "1000\n", started
+        assert sandbox.run(lower).stdout == ("1000\n" if oom.can_pin() else "0\n")
+        assert sandbox.run("print(open('/proc/self/oom_score_adj').read().strip())").stdout == "1000\n"
+
+
 # ----- lifecycle and configuration ------------------------------------------------------------
 def test_closed_sandbox_refuses_work() -> None:
     sandbox = create_sandbox(SandboxConfig(pool_size=1, **FAST))
@@ -267,3 +288,51 @@ def test_rlimit_mode_is_announced_loudly(caplog) -> None:
 def test_absurd_config_is_rejected_with_the_field_name(field, value, error) -> None:
     with pytest.raises(error, match=field):
         SandboxConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        # memoised recursion through C (lru_cache) with a raised limit overflows the C stack: SIGSEGV
+        "import sys\nfrom functools import lru_cache\nsys.setrecursionlimit(10 ** 6)\n@lru_cache(None)\n"
+        "def f(n):\n    return 0 if n == 0 else f(n - 1) + 1\nprint(f(300_000))",
+        "import os\nos._exit(3)",
+        "import os\nos.write(4, b'\\xff' * 64)",  # a corrupted status channel
+        "import os, time\nos.close(4)\ntime.sleep(30)",  # a status channel closed by a run that lives on
+    ],
+    ids=["segfault", "os_exit", "corrupt_status", "closed_status"],
+)
+def test_a_crash_of_the_code_is_not_a_sandbox_failure(sandbox, code: str) -> None:
+    """Reported as WorkerCrashed, but the sandbox answered: counting it as an infrastructure
+    failure let code that crashes often (a common memoised-recursion idiom) stop training."""
+    result = sandbox.run(code)
+    assert result.error is not None and result.error.name == "WorkerCrashed", result
+    assert not is_infra_failure(result), result
+
+
+def test_a_dead_worker_is_a_sandbox_failure(sandbox) -> None:
+    with sandbox.session(stateful=True) as session:
+        session.run("x = 1")
+        worker = session._worker
+        killer = threading.Timer(0.3, lambda: os.killpg(worker.proc.pid, 9))
+        killer.start()
+        result = session.run("import time\ntime.sleep(5)")
+        killer.join()
+    assert result.error is not None and result.error.name == "WorkerCrashed", result
+    assert is_infra_failure(result), result
+
+
+def test_a_worker_that_died_idle_is_replaced_not_handed_out() -> None:
+    """A worker can die between runs (the OOM killer picks sandbox processes first): the next
+    caller must get a live one, not a WorkerCrashed for nothing its code did."""
+    with create_sandbox(SandboxConfig(pool_size=1, **FAST)) as sandbox:
+        assert sandbox.run("print(1)").ok
+        assert sandbox.wait_until_warm(60)
+        (idle,) = sandbox._pool._idle
+        os.killpg(idle.proc.pid, 9)
+        deadline = time.monotonic() + 10
+        while idle.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        result = sandbox.run("print(2)")
+        assert result.ok and result.stdout == "2\n", result
+        assert not is_infra_failure(result)

@@ -46,9 +46,12 @@ def test_benchmark_smoke() -> None:
     report = run_benchmark(plan, log=lambda _: None)
     assert all(samples and min(samples) > 0 for samples in report.latency_s.values())
     assert {(name, snippet, "subprocess") for name in ("plain", "venv") for snippet in ("trivial", "numpy")} <= set(report.latency_s)
+    assert {("fork-floor", snippet, "stateless") for snippet in ("trivial", "numpy")} <= set(report.latency_s)
+    assert report.throughput[("fork-floor", "trivial", 2)].runs == 2
     assert len(report.tail["latency"]) == len(report.tail["queue_wait"]) == 4
     text = format_report(report, plan)
     assert "plain throughput" in text and "CPU per stateless run" in text and "projected for a 64-core" in text
+    assert "the fork floor" in text and "; fork floor" in text
 
 
 def test_cpu_accounting_sees_what_live_descendants_burn() -> None:

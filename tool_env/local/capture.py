@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from tool_env.local.childproc import EXIT_SETUP_FAILED
 from tool_env.local.children import Child
 from tool_env.local.reaping import CLEANUP_DEADLINE_S, crash_report, wait_child
 from tool_env.local.scrub import GrowingBuffer, wipe
@@ -240,11 +241,15 @@ def outcome(child: Child, capture: Capture, timeout_s: float, max_stream_bytes: 
         }
     elif capture.status_done and capture.status_corrupt:
         reply["error"] = {"name": "WorkerCrashed", "message": "the run corrupted its status channel", "traceback": ""}
+        reply["crash_cause"] = "code"
     elif capture.status_done:
         reply["status"] = "frame"
     elif capture.status_eof:
         _, raw = wait_child(child.pid, CLEANUP_DEADLINE_S)
         reply["exit_code"], reply["error"] = crash_report(raw)
+        # The run's process died, or closed its status pipe and lived on; a failed set-up is the sandbox's.
+        if raw is None or not (os.WIFEXITED(raw) and os.WEXITSTATUS(raw) == EXIT_SETUP_FAILED):
+            reply["crash_cause"] = "code"
     else:
         reply["timed_out"] = True
         reply["error"] = {

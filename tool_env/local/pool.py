@@ -160,20 +160,33 @@ class WorkerPool:
             self._requests.put(_BACKGROUND)
 
     def borrow(self) -> Worker:
-        """An idle worker; waits for one being started, or starts one if none is coming."""
-        with self._cond:
-            failures = self._failures
-            while True:
-                if self._closed:
-                    raise SandboxClosedError("sandbox is closed")
-                if self._idle:  # oldest first: the newest is still re-forking its next child
-                    return self._idle.pop(0)
-                if self._failures != failures and not self._spawning:
-                    raise RuntimeError(f"cannot start a sandbox worker: {self.last_spawn_error}")
-                if not self._spawning:
-                    self._spawning += 1
-                    self._requests.put(_BACKGROUND)
-                self._cond.wait()
+        """An idle worker; waits for one being started, or starts one if none is coming.
+
+        An idle worker that died while it waited (the OOM killer picks sandbox processes
+        first; a zygote that could not clean up after a run exits) is replaced, not handed
+        out: the next caller's run would have failed with `WorkerCrashed` for nothing it did.
+        """
+        dead: list[Worker] = []
+        try:
+            with self._cond:
+                failures = self._failures
+                while True:
+                    if self._closed:
+                        raise SandboxClosedError("sandbox is closed")
+                    while self._idle:  # oldest first: the newest is still re-forking its next child
+                        worker = self._idle.pop(0)
+                        if not worker.exited():
+                            return worker
+                        dead.append(worker)
+                    if self._failures != failures and not self._spawning:
+                        raise RuntimeError(f"cannot start a sandbox worker: {self.last_spawn_error}")
+                    if not self._spawning:
+                        self._spawning += 1
+                        self._requests.put(_BACKGROUND)
+                    self._cond.wait()
+        finally:
+            for worker in dead:  # outside the lock: reaps it, frees its uid, starts a replacement
+                self.discard(worker)
 
     def wait_until_full(self, timeout_s: float) -> bool:
         """True once `target_idle` workers are idle (benchmarks and tests measure steady state)."""

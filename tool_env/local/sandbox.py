@@ -25,7 +25,7 @@ from tool_env.local.isolation import build_plan, resolve_isolation
 from tool_env.local.pool import FairSlots, WorkerPool
 from tool_env.local.worker import Worker, WorkerDied
 from tool_env.metrics import SandboxMetrics
-from tool_env.result import ExecutionError, ExecutionResult
+from tool_env.result import CRASH_CAUSE, ExecutionError, ExecutionResult
 
 ASYNC_THREADS = 512  # blocking I/O threads for the asyncio face; idle ones cost nothing
 TTL_SWEEP_MIN_S = 0.5
@@ -53,7 +53,10 @@ def result_from_reply(reply: dict[str, Any], queue_wait_s: float) -> ExecutionRe
         stdout_truncated=bool(reply.get("stdout_truncated")),
         stderr_truncated=bool(reply.get("stderr_truncated")),
         queue_wait_s=queue_wait_s,
-        extra={"session_restarted": True} if reply.get("session_restarted") else {},
+        extra={
+            **({"session_restarted": True} if reply.get("session_restarted") else {}),
+            **({CRASH_CAUSE: reply["crash_cause"]} if reply.get("crash_cause") else {}),
+        },
     )
 
 

@@ -14,6 +14,8 @@ import os
 import stat
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+WORKDIR_MODE = 0o700  # the rlimit level's work dirs sit in the host's /tmp: other workers' runs (other
+# uids) could list it and read what a run wrote there (files are created 0644)
 
 
 class Scratch:
@@ -29,6 +31,7 @@ class Scratch:
         os.makedirs(self.workdir, exist_ok=True)
         if self.owner_uid is not None and os.getuid() == 0:
             os.chown(self.workdir, self.owner_uid, self.owner_uid)
+        os.chmod(self.workdir, WORKDIR_MODE)
 
     def used(self) -> bool:
         """Cheap check that skips the wipe for the common run that wrote no files."""

@@ -27,7 +27,16 @@ inodes), so a file of site-packages could carry signals between them: an exclusi
 one run takes and another probes, or the open and access events `inotify` (or unprivileged
 `fanotify`) reports for files another run imports. Exclusive `flock` fails with ENOLCK
 (shared ones never conflict with each other; `fcntl` read locks, all a read-only file
-allows, never conflict either), and the watch calls fail with EPERM.
+allows, never conflict with each other), and the watch calls fail with EPERM, as does
+directory notification (`fcntl` `F_NOTIFY`, the older inotify), which reported a read of any
+file in a shared directory just the same. Left open: a read lock is seen by `F_GETLK`, which
+asks whether a write lock would conflict, but SQLite needs that command (WAL mode).
+
+Two kernel interfaces model code has no use for and kernel exploits lean on are absent:
+`io_uring` (its own path into most system calls, the source of many privilege escalations;
+Docker's default profile and Android refuse it too) and `userfaultfd` (which lets a process
+stall the kernel at a page of its choosing, widening race windows). Both fail with ENOSYS,
+so a library that probes for them takes its ordinary path.
 
 Every system call of another ABI is refused: an x86-64 process may still enter the kernel
 through the i386 one (`int 0x80`, with its own numbers), where none of these rules would
@@ -63,6 +72,7 @@ SECCOMP_DATA_ARG1_HIGH = 28
 CLONE_NEWUSER = 0x10000000
 SHM_SEGMENT_MAX_BYTES = 64 * 1024  # x shmmni (4096 per IPC namespace) = 256 MiB at most
 LOCK_EX = 2
+F_NOTIFY = 1026  # fcntl's directory notification
 
 
 @dataclass(frozen=True)
@@ -78,14 +88,18 @@ class Syscalls:
     shmget: int  # its size is the second argument
     watchers: tuple[int, ...]  # inotify_init (x86-64 only), inotify_init1, fanotify_init
     flock: int  # its operation is the second argument
+    fcntl: int  # its command is the second argument
+    absent: tuple[int, ...]  # io_uring_setup, io_uring_enter, io_uring_register, userfaultfd
     refuse_x32: bool  # whether x32 numbers must be refused
 
 
 KNOWN_SYSCALLS = {
     "x86_64": Syscalls(0xC000003E, (248, 249, 250), unshare=272, clone=56, clone3=435,
-                       memfd_create=319, shmget=29, watchers=(253, 294, 300), flock=73, refuse_x32=True),
+                       memfd_create=319, shmget=29, watchers=(253, 294, 300), flock=73, fcntl=72,
+                       absent=(425, 426, 427, 323), refuse_x32=True),
     "aarch64": Syscalls(0xC00000B7, (217, 218, 219), unshare=97, clone=220, clone3=435,
-                        memfd_create=279, shmget=194, watchers=(26, 262), flock=32, refuse_x32=False),
+                        memfd_create=279, shmget=194, watchers=(26, 262), flock=32, fcntl=25,
+                        absent=(425, 426, 427, 282), refuse_x32=False),
 }
 
 
@@ -104,9 +118,10 @@ def run_filter(machine: str) -> list[tuple[int, int, int, int]] | None:
         body.append((BPF_JGE_K, "deny", 0, X32_SYSCALL_BIT))
     body += [(BPF_JEQ_K, "deny", 0, nr) for nr in (*calls.keyrings, calls.memfd_create, *calls.watchers)]
     body += [
-        (BPF_JEQ_K, "enosys", 0, calls.clone3),
+        *((BPF_JEQ_K, "enosys", 0, nr) for nr in (calls.clone3, *calls.absent)),
         (BPF_JEQ_K, "shm_size", 0, calls.shmget),
         (BPF_JEQ_K, "lock_op", 0, calls.flock),
+        (BPF_JEQ_K, "fcntl_cmd", 0, calls.fcntl),
         (BPF_JEQ_K, "flags", 0, calls.unshare),
         (BPF_JEQ_K, "flags", "allow", calls.clone),
         ("flags", None, None, 0),
@@ -120,6 +135,9 @@ def run_filter(machine: str) -> list[tuple[int, int, int, int]] | None:
         ("lock_op", None, None, 0),
         (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARG1_LOW),
         (BPF_JSET_K, "enolck", "allow", LOCK_EX),
+        ("fcntl_cmd", None, None, 0),
+        (BPF_LD_W_ABS, 0, 0, SECCOMP_DATA_ARG1_LOW),  # the kernel reads the command as 32 bits
+        (BPF_JEQ_K, "deny", "allow", F_NOTIFY),
         ("allow", None, None, 0),
         (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
         ("deny", None, None, 0),

@@ -13,7 +13,9 @@ import subprocess
 import time
 from typing import Any
 
+from tool_env.local import oom
 from tool_env.local.isolation import LaunchPlan, user_kwargs
+from tool_env.local.reaping import descendants
 from tool_env.local.reply import assemble
 from tool_env.local.wire import PAYLOAD_KEY, FrameError, FrameReader, encode_frame
 
@@ -60,6 +62,9 @@ class Worker:
         except WorkerDied as exc:
             self.kill()
             raise WorkerDied(f"sandbox worker ({self.level}) failed to start: {exc}") from None
+        if oom.can_pin():  # pin the minimum too, so a run cannot lower it (`oom`)
+            for pid in (self.proc.pid, *descendants(self.proc.pid)):
+                oom.volunteer(pid)
         self.pid = hello.get("pid")
         self.preload_errors = hello.get("preload_errors", {})
         self.fork_method = hello.get("fork", "")
@@ -114,6 +119,10 @@ class Worker:
             except (FrameError, ValueError) as exc:
                 raise WorkerDied(f"worker sent a corrupt frame: {exc}") from None
         return self._pending.pop(0)
+
+    def exited(self) -> bool:
+        """The worker's process is gone (a cheap check: one non-blocking wait)."""
+        return self.proc.poll() is not None
 
     def stop(self) -> None:
         """Polite stop: the zygote kills its children and exits; force it after a grace period."""

@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any
 
-from tool_env.local import childproc, fastfork, reaping, run_namespaces
+from tool_env.local import childproc, fastfork, oom, reaping, run_namespaces
 from tool_env.local.capture import Capture, execute, new_capture, outcome, payload
 from tool_env.local.children import (
     PR_SET_CHILD_SUBREAPER,
@@ -246,6 +246,7 @@ def main() -> None:
     for key, value in settings["env"].items():  # e.g. single-threaded BLAS before numpy loads
         os.environ[key] = value
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    oom.volunteer()  # before any child: a host out of memory kills sandbox processes first
     zygote = Zygote(settings)
     write_frame(ctl_out, zygote.start())
     while True:
