@@ -163,13 +163,20 @@ class _ResultLike(_Protocol):
     timed_out: bool
 
 
+def _text(value: str) -> str:
+    """`value` as text a tokenizer takes: a lone surrogate (``raise ValueError('\\ud800')``) becomes
+    ``\\ud800``, as the sandbox already writes it in stdout and stderr; tokenizers refuse it."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def format_results_body(result: _ResultLike, timeout_s: float | None = None) -> str:
     """Text the model sees for one run: stdout, then stderr (tracebacks), then notices."""
-    parts = [s.rstrip("\n") for s in (result.stdout, result.stderr) if s]
+    stderr = _text(result.stderr)
+    parts = [s.rstrip("\n") for s in (_text(result.stdout), stderr) if s]
     error = getattr(result, "error", None)
     if error is not None and not result.timed_out:
-        detail = error.traceback or f"{error.name}: {error.message}"
-        if detail.strip() and detail.strip() not in result.stderr:
+        detail = _text(error.traceback or f"{error.name}: {error.message}")
+        if detail.strip() and detail.strip() not in stderr:
             parts.append(detail.rstrip("\n"))
     if result.timed_out:
         limit = f" of {timeout_s:g} s" if timeout_s else ""
@@ -233,6 +240,33 @@ def check_results_spans(text: str, spans: Sequence[tuple[int, int]]) -> None:
         body = chunk[len(RESULTS_HEADER) + 1 : -1]
         if format_results_block(body, text[:start]) != chunk:
             raise ValueError(f"{where} differs from format_results_block of its body")
+
+
+SCORED_RESPONSE_KEY = "scored_response"
+"""extra_info key of the text a reward reads instead of the decoded response, where the rollout
+knows which tokens it inserted (the agent loop does): the response with every results block's
+output removed (see scored_results_block). Program output is not the model's words; left in,
+it can add an answer the model never wrote (``print('<<<42>>>')``), hide the model's own (an
+output line "```python" opens a block that swallows the rest) or change it (an output "<<<"
+pairs with the model's ">>>")."""
+
+
+def scored_results_block(inserted: str, preceding_text: str = "") -> str:
+    """What the reward reads in place of an inserted results block: its header line, no output.
+
+    `inserted` is the text actually inserted (a prefix of it when the token budget cut it short).
+    """
+    empty = format_results_block("", preceding_text)
+    if inserted.startswith(empty[: -1]):
+        return empty
+    return empty[: len(_common_prefix(inserted, empty))]
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
 
 
 def call_limit_notice(max_calls: int = MAX_CODE_CALLS) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from reward_fns.parsing import text_equal
-from reward_fns.protocol import extract_answer, find_python_blocks, format_ok
+from reward_fns.protocol import SCORED_RESPONSE_KEY, extract_answer, find_python_blocks, format_ok
 from reward_fns.registry import (
     Reference,
     Verifier,
@@ -83,7 +83,7 @@ class ScoreResult:
 
         verl puts these keys next to the agent loop's extra fields in one batch namespace, where
         the extra fields win; names here avoid the agent loop's own (its ``answered`` counts
-        only the model's words, this one any ``<<<…>>>`` in the response).
+        the model's words, this one any ``<<<…>>>`` in the scored text, see `scored_text`).
         """
         return {
             "score": self.score,
@@ -190,6 +190,13 @@ def _code_calls(text: str, extra_info: Mapping[str, Any] | None) -> int:
     return len(find_python_blocks(text))
 
 
+def scored_text(solution_str: str, extra_info: Mapping[str, Any] | None) -> str:
+    """What is scored: the rollout's text without program output when it sent one
+    (protocol.SCORED_RESPONSE_KEY), else the response itself."""
+    scored = (extra_info or {}).get(SCORED_RESPONSE_KEY)
+    return scored if isinstance(scored, str) else solution_str
+
+
 def score_response(
     data_source: str,
     solution_str: str,
@@ -202,10 +209,11 @@ def score_response(
     load_reward_modules(config.reward_modules)
     verifier = verifier_for(data_source, config)
     reference = parse_ground_truth(ground_truth, data_source)
-    answer = extract_answer(solution_str)
+    text = scored_text(solution_str, extra_info)
+    answer = extract_answer(text)
     verdict = Verdict(False) if answer is None else verify_answer(data_source, verifier, answer, reference)
-    well_formed = format_ok(solution_str)
-    calls = _code_calls(solution_str, extra_info)
+    well_formed = format_ok(text)
+    calls = _code_calls(text, extra_info)
     return ScoreResult(
         score=shaped_score(verdict.correct, well_formed, calls, config.shaping),
         correct=verdict.correct,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+import contextvars
 import csv
 import io
 import json
@@ -29,7 +30,16 @@ def natural_key(name: str) -> tuple:
     return tuple(int(part) if part.isdigit() else part for part in _NATURAL.split(name))
 
 
+_last_read: contextvars.ContextVar[Path | None] = contextvars.ContextVar("last_read", default=None)
+
+
+def last_read() -> Path | None:
+    """The file a reader read last: where a record it could not make came from."""
+    return _last_read.get()
+
+
 def _read_json(path: Path) -> Any:
+    _last_read.set(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -39,6 +49,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _read_text(path: Path) -> str:
+    _last_read.set(path)
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

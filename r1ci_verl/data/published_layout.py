@@ -93,9 +93,16 @@ class PublishedLayout:
     def records(self, task: str) -> Iterator[dict[str, Any]]:
         """Every sample of `task`, in source order; a task folder with no sample is an error."""
         count = 0
-        for record in self.readers[task]():
-            count += 1
-            yield record
+        try:
+            for record in self.readers[task]():
+                count += 1
+                yield record
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            if isinstance(exc, TaskDataError):
+                raise
+            # A file of the right name with the wrong shape (an object where a list belongs, ...).
+            where = read.last_read() or self.root
+            raise TaskDataError(f"{where}: unexpected content for {task} ({type(exc).__name__}: {exc})") from None
         if count == 0:
             where = ", ".join(str(p) for p in self.files[task][:1]) or str(self.root)
             raise TaskDataError(f"{where}: no samples of {task} found (empty task folder or file)")

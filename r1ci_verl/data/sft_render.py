@@ -93,7 +93,10 @@ def render_trajectory_with_spans(
             text += "\n"  # a fence only opens at the start of a line
         code = step.code if step.code.endswith("\n") else step.code + "\n"
         text += f"```python\n{code}```"
-        block = protocol.format_results_block(_results_body(step.output, timeout_s), text)
+        body = _results_body(step.output, timeout_s)
+        if _FENCE_LINE.search(body):  # the results spans could not be told from a python block in the text
+            raise TrajectoryError(f"step {number}: output has a line starting with ```, which reads as a code fence")
+        block = protocol.format_results_block(body, text)
         spans.append(protocol.results_block_span(text, block))
         text += block
     _check_prose(final, "final text")

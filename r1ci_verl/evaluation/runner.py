@@ -61,11 +61,11 @@ async def evaluate(
         seed = zlib.crc32(f"{config.seed}/eval/{question.index}/{sample}".encode()) & 0x7FFFFFFF
         result = await rollout(client, eval_messages(question, config.add_system_prompt), config.rollout, seed,
                                open_session)
-        scored = await score_answer(score_fn, question, result.response)
+        scored = await score_answer(score_fn, question, result.response, result.scored_response)
         return {
             "index": question.index, "sample": sample, "task": question.task, "data_source": question.data_source,
             "acc": float(scored["acc"]), "score": float(scored.get("score", scored["acc"])),
-            "format_ok": scored.get("format_ok"), "answer": protocol.extract_answer(result.response),
+            "format_ok": scored.get("format_ok"), "answer": protocol.extract_answer(result.scored_response),
             **result.record(), "transcript": result.transcript,
         }
 

@@ -23,6 +23,7 @@ from r1ci_verl.potential.store import SampleStore
 from r1ci_verl.potential.strategies import DEFAULT_STRATEGIES, Strategy, build_messages, get_strategy
 from r1ci_verl.rollout.clients import Client, SamplingConfig
 from r1ci_verl.rollout.offline import RolloutSettings, rollout, run_jobs, text_only_rules
+from reward_fns import protocol
 
 logger = logging.getLogger(__name__)
 
@@ -167,11 +168,18 @@ def default_score_fn() -> ScoreFn:
     return compute_score
 
 
-async def score_answer(score_fn: ScoreFn, question: Question, response: str) -> dict[str, Any]:
-    """Score one response with a verl-style compute_score (sync or async), off the event loop."""
-    result = await asyncio.to_thread(
-        score_fn, question.data_source, response, question.ground_truth, dict(question.extra_info)
-    )
+async def score_answer(
+    score_fn: ScoreFn, question: Question, response: str, scored_response: str | None = None
+) -> dict[str, Any]:
+    """Score one response with a verl-style compute_score (sync or async), off the event loop.
+
+    `scored_response` (RolloutResult.scored_response) reaches it as training's agent loop sends it:
+    the response without program output, under protocol.SCORED_RESPONSE_KEY.
+    """
+    extra_info = dict(question.extra_info)
+    if scored_response is not None:
+        extra_info[protocol.SCORED_RESPONSE_KEY] = scored_response
+    result = await asyncio.to_thread(score_fn, question.data_source, response, question.ground_truth, extra_info)
     if inspect.isawaitable(result):
         result = await result
     if not isinstance(result, dict) or "acc" not in result:
@@ -222,7 +230,7 @@ async def _answer_and_score(
     seed = sample_seed(config.seed, question.index, strategy.name, sample)
     result = await rollout(client, build_messages(strategy, question.prompt), config.settings_for(strategy), seed,
                            open_session if strategy.runs_code else None)
-    scored = await score_answer(score_fn, question, result.response)
+    scored = await score_answer(score_fn, question, result.response, result.scored_response)
     record = {
         "index": question.index,
         "strategy": strategy.name,

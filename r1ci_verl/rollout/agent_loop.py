@@ -130,6 +130,7 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
         finally:
             await executor.close()
         traj.extra["metrics"]["tool_calls"] = traj.timing["tool_calls_s"]
+        traj.extra["scored_response"] = engine.scored_text(traj)
         return await self._output(traj)
 
     def _messages(self, raw_prompt: Any) -> list[dict[str, Any]]:
@@ -166,6 +167,7 @@ class CodeInterpreterAgentLoop(AgentLoopBase):
 
     async def _output(self, traj: Trajectory) -> AgentLoopOutput:
         extra_fields = {**traj.extra["engine_fields"], **asdict(traj.stats),
+                        protocol.SCORED_RESPONSE_KEY: traj.extra["scored_response"],  # the reward reads this
                         **await sandbox_service.fields(getattr(self, "_sandbox", None))}
         return AgentLoopOutput(
             prompt_ids=traj.prompt_ids,

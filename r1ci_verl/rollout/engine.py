@@ -64,6 +64,8 @@ class Trajectory:
     response_mask: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     segment_ids: list[int] = field(default_factory=list)  # generated since the last results block
+    # Inserted results blocks: (start, end) in response_ids and what a reward reads in their place.
+    results_spans: list[tuple[int, int, str]] = field(default_factory=list)
     has_logprobs: bool = False
     model_segments: int = 0
     results_blocks: int = 0
@@ -88,7 +90,8 @@ class Trajectory:
         self.logprobs += logprobs if logprobs is not None else [0.0] * len(ids)
         self.segment_ids += ids
 
-    def add_inserted(self, ids: list[int]) -> None:
+    def add_inserted(self, ids: list[int], scored_as: str = "") -> None:
+        self.results_spans.append((len(self.response_ids), len(self.response_ids) + len(ids), scored_as))
         self.response_ids += ids
         self.response_mask += [0] * len(ids)
         self.logprobs += [0.0] * len(ids)
@@ -191,7 +194,7 @@ class TurnEngine:
                     started = time.perf_counter()
                     body = await self.execute(traj, block.code)
                     traj.timing["tool_calls_s"] += time.perf_counter() - started
-                if not self._insert(traj, protocol.format_results_block(body, text)):
+                if not self._insert(traj, protocol.format_results_block(body, text), text):
                     stats.response_truncated, stats.stop_reason = True, "length"
                     return traj
         finally:
@@ -200,6 +203,17 @@ class TurnEngine:
 
     def response_text(self, traj: Trajectory) -> str:
         return decode(self.tokenizer, traj.response_ids)
+
+    def scored_text(self, traj: Trajectory) -> str:
+        """The response as a reward should read it (protocol.SCORED_RESPONSE_KEY): the model's
+        tokens decoded as verl decodes a response for its reward (special tokens skipped), each
+        results block reduced to its header line, without the program's output."""
+        pieces, pos = [], 0
+        for start, end, scored_as in traj.results_spans:
+            pieces += [self.tokenizer.decode(traj.response_ids[pos:start], skip_special_tokens=True), scored_as]
+            pos = end
+        pieces.append(self.tokenizer.decode(traj.response_ids[pos:], skip_special_tokens=True))
+        return "".join(pieces)
 
     # ------------------------------------------------------------------ cutting
     def cut_after_block(
@@ -258,11 +272,13 @@ class TurnEngine:
             return "answer"
         return "length" if len(new_ids) >= budget else "stop"
 
-    def _insert(self, traj: Trajectory, text: str) -> bool:
+    def _insert(self, traj: Trajectory, text: str, preceding_text: str) -> bool:
         """Append masked results tokens; False when the response budget cut them short."""
         ids = encode_inserted(self.tokenizer, text)
         fits = len(ids) <= traj.remaining
-        traj.add_inserted(ids[: max(traj.remaining, 0)])
+        kept = ids[: max(traj.remaining, 0)]
+        inserted = text if fits else decode(self.tokenizer, kept)
+        traj.add_inserted(kept, protocol.scored_results_block(inserted, preceding_text))
         return fits
 
 

@@ -49,7 +49,7 @@ class RolloutResult:
     """One answer: its transcript, the text it is scored on, and the engine's counters."""
 
     transcript: str  # decoded response ids, special tokens included (what the agent loop's ids decode to)
-    response: str  # the transcript without the final EOS token: what a scorer reads
+    response: str  # the transcript without the final EOS token
     stats: TrajectoryStats
     num_turns: int
     response_tokens: int
@@ -58,6 +58,7 @@ class RolloutResult:
     # The transcript as (text, inserted) runs: model text and results blocks in order; None when
     # runs decoded apart do not join into the transcript (a character split across a boundary).
     pieces: Optional[list[tuple[str, bool]]] = None
+    scored_response: str = ""  # what a reward reads: the response without program output (TurnEngine.scored_text)
 
     def record(self) -> dict[str, Any]:
         """Flat fields for a result file."""
@@ -108,6 +109,7 @@ async def rollout(
         generated_tokens=sum(traj.response_mask),
         wall_s=time.perf_counter() - started,
         pieces=_pieces(client.tokenizer, ids, traj.response_mask),
+        scored_response=engine.scored_text(traj),
     )
 
 

@@ -37,10 +37,14 @@ class AgentLoopSettings:
         if isinstance(self.sandbox, Mapping) or self.sandbox is None:
             self.sandbox = SandboxConfig.from_mapping(self.sandbox)
         self.sandbox = hide_task_data(self.sandbox)
-        if not isinstance(self.max_code_calls, int) or self.max_code_calls < 0:
-            raise ValueError(f"agent_loop.max_code_calls must be an int >= 0, got {self.max_code_calls!r}")
-        if not isinstance(self.max_generate_calls, int) or self.max_generate_calls < 1:
-            raise ValueError(f"agent_loop.max_generate_calls must be an int >= 1, got {self.max_generate_calls!r}")
+        for name in ("add_system_prompt", "use_stop_strings", "stop_after_answer"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):  # the string "false" would read as true
+                raise ValueError(f"agent_loop.{name} must be true or false, got {value!r}")
+        for name, least in (("max_code_calls", 0), ("max_generate_calls", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"agent_loop.{name} must be an int >= {least}, got {value!r}")
 
     @classmethod
     def from_layers(cls, *layers: Mapping[str, Any] | None) -> "AgentLoopSettings":

@@ -9,7 +9,7 @@ across the calls of one trajectory. Either way a trajectory holds one sandbox se
 E2B: one cloud sandbox per trajectory, not per call).
 
 verl 0.9.1's ToolAgentLoop calls create/execute/release once per *call*, so the session is
-keyed on the trajectory's request id (``agent_data``) and closed when the trajectory ends
+keyed on the trajectory (its ``agent_data`` object: request ids can repeat) and closed when the trajectory ends
 (its AgentData is released); a caller without agent_data gets a session per instance, closed
 by ``release``. Sessions idle past ``session_ttl_s`` are closed as a backstop, and the shared
 sandbox caps live stateful sessions (``max_sessions``, evictions counted).
@@ -69,6 +69,7 @@ class CodeInterpreterTool(BaseTool):
         sandbox_values = {k: v for k, v in config.items() if k not in NON_SANDBOX_KEYS}
         self.sandbox_config = hide_task_data(SandboxConfig.from_mapping(sandbox_values))
         self._sessions: dict[str, tuple[AsyncSession, float]] = {}  # trajectory key -> (session, last use)
+        self._trajectory_keys: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self._sessions_lock = asyncio.Lock()
         self._closing: set[asyncio.Task] = set()
         self.sessions_released = 0  # closed at the end of their trajectory (not by TTL)
@@ -116,9 +117,18 @@ class CodeInterpreterTool(BaseTool):
             self.sessions_released += 1
             await _close_quietly(entry[0])
 
-    @staticmethod
-    def _trajectory_key(instance_id: str, agent_data: Any) -> str:
-        return getattr(agent_data, "request_id", None) or instance_id
+    def _trajectory_key(self, instance_id: str, agent_data: Any) -> str:
+        """One key per trajectory object: request ids repeat across batches (`det-<priority>`)."""
+        if agent_data is None:
+            return instance_id
+        try:
+            key = self._trajectory_keys.get(agent_data)
+            if key is None:
+                request_id = getattr(agent_data, "request_id", None) or "trajectory"
+                key = self._trajectory_keys[agent_data] = f"{request_id}-{uuid4().hex}"
+            return key
+        except TypeError:  # not weak-referenceable or not hashable: its request id is all there is
+            return getattr(agent_data, "request_id", None) or instance_id
 
     async def _session_for(self, instance_id: str, agent_data: Any) -> AsyncSession:
         key = self._trajectory_key(instance_id, agent_data)

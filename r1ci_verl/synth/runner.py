@@ -100,13 +100,13 @@ async def synthesize(
         seed = zlib.crc32(f"{config.seed}/synth/{question.index}/{sample}".encode()) & 0x7FFFFFFF
         messages = build_messages(STRATEGIES[variant], question.prompt)
         result = await rollout(client, messages, config.rollout, seed, open_session)
-        scored = await score_answer(score_fn, question, result.response)
+        scored = await score_answer(score_fn, question, result.response, result.scored_response)
         parsed = steps_of(result)
         renderable = parsed is not None and renders_back(question.prompt, *parsed, result.response)
         record = {
             "index": question.index, "sample": sample, "task": question.task, "variant": variant,
             "question_id": question.extra_info.get("question_id", question.index),
-            "acc": float(scored["acc"]), "answer": protocol.extract_answer(result.response),
+            "acc": float(scored["acc"]), "answer": protocol.extract_answer(result.scored_response),
             "renderable": renderable, **result.record(),
         }
         if renderable:

@@ -9,7 +9,8 @@ does (chat template, truncation, padding modes, position ids, item format) and o
 Where the blocks are comes from the parquet's `results_spans` column (written by `r1ci data sft`
 through `sft_render.render_sft_row`): a block's end cannot be found from text alone, because
 program output and the model's next words run together. Spans are checked against the protocol
-(`reward_fns.protocol.check_results_spans`) when the dataset loads.
+(`reward_fns.protocol.check_results_spans`) when the dataset loads, with every row of every file:
+a malformed row stops the load in one line naming the file, the row (1-based) and the field.
 
 Character spans become token positions through the fast tokenizer's offset mapping of the
 rendered message. Rule: a token is masked only if it lies entirely inside a block; a token that
@@ -23,8 +24,11 @@ Use with verl's SFT trainer:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 from typing import Any
 
+import pandas as pd
+import pyarrow.parquet as pq
 import torch
 from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
 from verl.utils.py_functional import convert_nested_value_to_list_recursive
@@ -34,6 +38,14 @@ from reward_fns import protocol
 RESULTS_SPANS_KEY = "results_spans"
 
 Spans = dict[int, list[tuple[int, int]]]  # message index -> character spans in its content
+
+
+def _spans_by_message(raw: list[dict[str, int]] | None) -> Spans:
+    """A row's `results_spans` entries grouped by message (a checked row: see `_check_row`)."""
+    spans: Spans = {}
+    for entry in raw or []:
+        spans.setdefault(int(entry["message"]), []).append((int(entry["start"]), int(entry["end"])))
+    return spans
 
 
 def token_positions_inside(offsets: torch.Tensor, spans: Sequence[tuple[int, int]]) -> torch.Tensor:
@@ -64,41 +76,70 @@ class CodeInterpreterSFTDataset(MultiTurnSFTDataset):
         super().__init__(parquet_files, tokenizer, config, processor=processor, max_samples=max_samples)
 
     def _read_files_and_process(self) -> None:
+        for parquet_file in self.parquet_files:  # every row, before verl concatenates and samples them
+            self._check_file(parquet_file)
         super()._read_files_and_process()
         if self.results_spans_key in self.dataframe.columns:
             column = self.dataframe[self.results_spans_key].apply(convert_nested_value_to_list_recursive).tolist()
         else:
             column = [None] * len(self.messages)
-        self.results_spans: list[Spans] = [self._checked_spans(row, spans) for row, spans in enumerate(column)]
+        self.results_spans: list[Spans] = [_spans_by_message(raw) for raw in column]
         if any(self.results_spans) and not getattr(self.tokenizer, "is_fast", False):
             raise ValueError("masking code-execution results needs a fast tokenizer (offset mapping)")
 
-    def _checked_spans(self, row: int, raw: list[dict[str, int]] | None) -> Spans:
-        """This row's spans by message, after checking they are exactly its results blocks."""
-        where = f"{self.parquet_files} row {row}"
-        messages = self.messages[row]
-        spans: Spans = {}
-        for entry in raw or []:
+    def _check_file(self, path: str) -> None:
+        """Refuse a file with a malformed row in one line naming the file, row (1-based) and field."""
+        names = pq.read_schema(path).names
+        if self.messages_key not in names:
+            raise ValueError(f"{path}: no '{self.messages_key}' column (columns: {', '.join(names)})")
+        columns = [self.messages_key] + ([self.results_spans_key] if self.results_spans_key in names else [])
+        frame = pd.read_parquet(path, columns=columns, dtype_backend="pyarrow")
+        messages = frame[self.messages_key].apply(convert_nested_value_to_list_recursive).tolist()
+        if self.results_spans_key in names:
+            spans = frame[self.results_spans_key].apply(convert_nested_value_to_list_recursive).tolist()
+        else:
+            spans = [None] * len(messages)
+        for row, (row_messages, row_spans) in enumerate(zip(messages, spans), start=1):
+            self._check_row(f"{path}, row {row}", row_messages, row_spans, has_column=self.results_spans_key in names)
+
+    def _check_row(self, where: str, messages: Any, raw: Any, has_column: bool) -> None:
+        """The row's messages are chat messages and its spans are exactly its results blocks."""
+        key = self.results_spans_key
+        if not isinstance(messages, list) or not messages:
+            raise ValueError(f"{where}, field '{self.messages_key}': expected a non-empty list of messages, got {messages!r}")
+        for index, message in enumerate(messages):
+            field = f"{self.messages_key}[{index}]"
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise ValueError(f"{where}, field '{field}.role': expected a string, got {message!r}")
+            content = message.get("content")
+            if not isinstance(content, (str, list)) and not (content is None and message.get("tool_calls")):
+                raise ValueError(f"{where}, field '{field}.content': expected a string, got {content!r}")
+        if raw is not None and not isinstance(raw, list):
+            raise ValueError(f"{where}, field '{key}': expected a list of {{message, start, end}}, got {raw!r}")
+        for number, entry in enumerate(raw or []):
+            for name in ("message", "start", "end"):
+                value = entry.get(name) if isinstance(entry, dict) else None
+                if not isinstance(value, Integral) or isinstance(value, bool):
+                    raise ValueError(f"{where}, field '{key}[{number}].{name}': expected an integer, got {value!r}")
             message = entry["message"]
             if not 0 <= message < len(messages) or messages[message]["role"] != "assistant":
-                raise ValueError(f"{where}: {self.results_spans_key} names message {message}, not an assistant turn")
-            spans.setdefault(message, []).append((int(entry["start"]), int(entry["end"])))
+                raise ValueError(f"{where}, field '{key}[{number}].message': message {message} is not an assistant turn")
+        spans = _spans_by_message(raw)
         for index, message in enumerate(messages):
             content = message["content"]
             if message["role"] != "assistant" or not isinstance(content, str):
                 continue
             if index not in spans and protocol.count_results_blocks(content) == 0:
                 continue
-            if raw is None:
+            if not has_column:
                 raise ValueError(
                     f"{where}: message {index} has code-execution results but the data has no "
-                    f"'{self.results_spans_key}' column; write it with `r1ci data sft`"
+                    f"'{key}' column; write it with `r1ci data sft`"
                 )
             try:
                 protocol.check_results_spans(content, spans.get(index, []))
             except ValueError as exc:
                 raise ValueError(f"{where}, message {index}: {exc}") from None
-        return spans
 
     def __getitem__(self, item: int) -> dict[str, Any]:
         # verl tokenizes message by message without passing the row on; hand its spans over here.

@@ -4,7 +4,8 @@ Checked for every example: ids, mask and logprobs have one length within the bud
 is 1 exactly on tokens the engine returned (a prefix of each reply, never re-tokenized) and 0
 exactly on inserted results; every engine call continues from the ids produced so far; each
 cut is the smallest one that closes a python block; and decoding the response reproduces the
-transcript (model text + results blocks) byte for byte.
+transcript (model text + results blocks) byte for byte, and the text the reward reads is that
+transcript with each results block's output removed.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def test_response_is_the_transcript(make_code_loop, tiny_tokenizer, test_sandbox
 
     starts = [len(call["prompt_ids"]) - len(out.prompt_ids) for call in server.calls] + [len(ids)]
     transcript, segment, code_calls = "", [], 0
+    scored, model_run = "", []  # what the reward reads: model text, results blocks without output
     for i, call in enumerate(server.calls):
         assert call["prompt_ids"] == out.prompt_ids + ids[: starts[i]]  # token-in/token-out
         chunk, chunk_mask = ids[starts[i] : starts[i + 1]], mask[starts[i] : starts[i + 1]]
@@ -86,6 +88,7 @@ def test_response_is_the_transcript(make_code_loop, tiny_tokenizer, test_sandbox
         assert chunk_mask == [1] * kept + [0] * (len(chunk) - kept)
         assert chunk[:kept] == call["token_ids"][:kept]  # generated ids kept verbatim
         segment += chunk[:kept]
+        model_run += chunk[:kept]
         transcript += decode(tok, chunk[:kept])
         if kept == len(chunk):
             continue
@@ -100,8 +103,10 @@ def test_response_is_the_transcript(make_code_loop, tiny_tokenizer, test_sandbox
         inserted = decode(tok, chunk[kept:])
         assert inserted == results or (starts[i + 1] == len(ids) == budget and results.startswith(inserted))
         transcript += inserted
-        segment = []
+        scored += tok.decode(model_run, skip_special_tokens=True) + protocol.scored_results_block(inserted, seg_text)
+        segment, model_run = [], []
     assert decode(tok, ids) == transcript
+    assert out.extra_fields[protocol.SCORED_RESPONSE_KEY] == scored + tok.decode(model_run, skip_special_tokens=True)
     assert out.extra_fields["num_code_calls"] == code_calls
 
 

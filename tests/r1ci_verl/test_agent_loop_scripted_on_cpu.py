@@ -193,6 +193,44 @@ async def test_session_is_closed_when_generation_raises(roll, monkeypatch):
     assert len(closed) == 1
 
 
+SPIN_TIMEOUT_S = 8.0  # how long a block that spins runs
+
+
+@pytest.mark.parametrize("stateful", [False, True])
+async def test_cancelled_trajectory_neither_stalls_the_worker_nor_keeps_its_session(roll, test_sandbox, stateful):
+    """A trajectory cancelled while its code runs: the worker's other trajectories keep going (the
+    event loop is not held until the run's timeout), and the trajectory ends with its session closed."""
+    import asyncio
+    import time
+
+    from r1ci_verl.rollout.settings import AgentLoopSettings
+    from tool_env.shared import shared_sandbox
+
+    sandbox = {**test_sandbox, "timeout_s": SPIN_TIMEOUT_S, "stateful": stateful}
+    rolling = asyncio.create_task(roll(["```python\nwhile True:\n    pass\n```\n", "<<<x>>>"], sandbox=sandbox))
+    loop_sandbox = shared_sandbox(AgentLoopSettings.from_layers({"sandbox": sandbox}).sandbox)  # the loop's own
+    runs = loop_sandbox.metrics()["sandbox/runs"]
+    await asyncio.sleep(1.0)  # the block is running
+    stalls, last = [], time.perf_counter()
+
+    async def tick():
+        nonlocal last
+        while True:
+            await asyncio.sleep(0.01)
+            stalls.append(time.perf_counter() - last)
+            last = time.perf_counter()
+
+    ticker = asyncio.create_task(tick())
+    rolling.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await rolling
+    stalls.append(time.perf_counter() - last)  # the ticker may not have run at all
+    ticker.cancel()
+    assert max(stalls) < SPIN_TIMEOUT_S / 2, f"the event loop stalled {max(stalls):.1f} s"
+    metrics = loop_sandbox.metrics()
+    assert metrics["sandbox/runs"] == runs + 1 and metrics["sandbox/open_sessions"] == 0
+
+
 async def test_hydra_node_overrides_yaml_settings(make_code_loop, tiny_tokenizer):
     server = FakeScriptedLLMServer(tiny_tokenizer, [])
     loop = make_code_loop(
@@ -212,12 +250,51 @@ def test_unknown_setting_is_a_clear_error(make_code_loop, tiny_tokenizer):
         make_code_loop(server, trainer_extra={"r1ci": {"agent_loop": {"max_calls": 3}}})
 
 
+@pytest.mark.parametrize("setting, value, message", [
+    ("add_system_prompt", "false", "add_system_prompt must be true or false, got 'false'"),  # would read as true
+    ("stop_after_answer", "no", "stop_after_answer must be true or false"),
+    ("max_code_calls", True, "max_code_calls must be an int >= 0, got True"),
+    ("max_generate_calls", 0, "max_generate_calls must be an int >= 1"),
+])
+def test_a_setting_of_the_wrong_type_is_refused(make_code_loop, tiny_tokenizer, setting, value, message):
+    server = FakeScriptedLLMServer(tiny_tokenizer, [])
+    with pytest.raises(ValueError, match=message):
+        make_code_loop(server, trainer_extra={"r1ci": {"agent_loop": {setting: value}}})
+
+
 async def test_stateful_sandbox_keeps_variables_within_a_trajectory(roll, tiny_tokenizer, test_sandbox):
     script = ["```python\nx = 20\nprint('set')\n```\n", "```python\nprint(x + 22)\n```\n", "<<<42>>>"]
     out, _ = await roll(script, sandbox={**test_sandbox, "stateful": True})
     assert inserted_text(tiny_tokenizer, out) == ["Code Execution Results:\nset\n", "Code Execution Results:\n42\n"]
     stateless, _ = await roll(script)
     assert "NameError" in inserted_text(tiny_tokenizer, stateless)[1]
+
+
+@pytest.mark.parametrize("code", [
+    "import os\nos._exit(3)",  # the interpreter exits under the run
+    "import ctypes\nctypes.string_at(0)",  # segfault
+    "import os\nos.write(4, b'\\xff' * 64)",  # garbage on the run's status channel
+])
+async def test_code_that_kills_its_interpreter_is_a_code_error_not_a_sandbox_failure(roll, tiny_tokenizer, code):
+    """The policy writes this code: counted as a sandbox failure, it could stop training at will
+    (r1ci.max_sandbox_failure_rate) and, offline, make its answers vanish instead of scoring 0."""
+    from r1ci_verl.rollout.metrics import check_failure_rate, sandbox_step_metrics
+
+    out, _ = await roll([f"```python\n{code}\n```\n", "<<<none>>>"])
+    (results,) = inserted_text(tiny_tokenizer, out)
+    assert results.startswith("Code Execution Results:\nWorkerCrashed: "), results  # told how it died
+    assert (out.extra_fields["code_errors"], out.extra_fields["sandbox_failures"]) == (1, 0)
+    step = sandbox_step_metrics([out.extra_fields] * 32, [False] * 32)  # a whole step of such calls
+    check_failure_rate(step, max_rate=0.25)  # does not stop the run
+
+
+async def test_an_exception_message_that_is_not_text_does_not_crash_the_rollout(roll, tiny_tokenizer):
+    """A lone surrogate in an exception message reached the tokenizer, which raised: one line of
+    model code failed the whole batch. The model sees it escaped, as in stdout and stderr."""
+    out, _ = await roll(["```python\nraise ValueError('\\ud800')\n```\n", "<<<none>>>"])
+    (results,) = inserted_text(tiny_tokenizer, out)
+    assert results.endswith("ValueError: \\ud800\n") and results.count("Traceback") == 1, results
+    assert out.extra_fields["stop_reason"] == "eos"
 
 
 async def test_sandbox_failure_is_shown_to_the_model_and_counted(roll, tiny_tokenizer, monkeypatch, caplog):

@@ -60,6 +60,7 @@ def test_rendered_transcript_parses_back_into_the_same_steps():
         ([Step("", "print(1)", "1")], "no answer", None, "does not follow the protocol"),
         ([], "", "a >>> b", "contains <<< or >>>"),
         ([], "```python\nprint(1)\n```\n", "1", "final text contains a code fence"),
+        ([Step("", "print('```')", "```\n")], "", "1", "step 1: output has a line starting with ```"),
     ],
 )
 def test_unfaithful_trajectories_are_refused(steps, final, answer, message):
@@ -154,6 +155,19 @@ def test_sft_refuses_test_tasks_duplicates_and_broken_steps(rl_rows, tmp_path):
         build_sft(broken, tmp_path, split)
     with pytest.raises(BuildError, match="trajectory file not found"):
         build_sft(tmp_path / "missing.jsonl", tmp_path, split)
+    assert not (tmp_path / "sft.parquet").exists()
+
+
+def test_a_lone_surrogate_escape_is_refused_naming_line_and_field(rl_rows, tmp_path):
+    """JSON can spell "\\ud800", which is no text: the build names where, instead of a
+    UnicodeEncodeError from the parquet writer after the rows were rendered."""
+    good = json.dumps(trajectory(rl_rows["train"][0]))
+    bad = json.dumps(trajectory(rl_rows["train"][1])).replace('"output": "4"', '"output": "4 \\ud800"')
+    assert "ud800" in bad
+    path = tmp_path / "traj.jsonl"
+    path.write_text(good + "\n" + bad + "\n", encoding="utf-8")
+    with pytest.raises(BuildError, match=r"traj\.jsonl:2, field 'steps\[0\]\.output': a lone surrogate escape"):
+        build_sft(path, tmp_path, load_split())
     assert not (tmp_path / "sft.parquet").exists()
 
 

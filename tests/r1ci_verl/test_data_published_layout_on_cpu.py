@@ -116,6 +116,19 @@ def test_broken_samples_are_named(tmp_path):
         list(open_layout(root).records("symbench/gsm_hard"))
 
 
+@pytest.mark.parametrize("folder, file, content, task", [
+    ("BoxNet1_dataset", "env_pg_state_1_2/pg_state0/pg_state0.json", '{"0.5_0.5": 1}', "symbench/boxnet"),
+    ("BoxNet1_dataset", "env_pg_state_1_2/pg_state0/pg_state0.json", '{"0.5_0.5": [1]}', "symbench/boxnet"),
+])
+def test_a_file_of_the_wrong_shape_is_named_not_a_traceback(tmp_path, folder, file, content, task):
+    """Valid JSON of the wrong shape raised a bare TypeError from inside a reader."""
+    root = tmp_path / "layout"
+    shutil.copytree(LAYOUT / folder, root / folder)
+    (root / folder / file).write_text(content)
+    with pytest.raises(TaskDataError, match=rf"{file}: unexpected content for {task} \(\w+Error: "):
+        list(open_layout(root).records(task))
+
+
 def test_hf_source_names_are_checked_before_any_download():
     with pytest.raises(TaskDataError, match="expected hf:OWNER/NAME"):
         resolve_source("hf:no-slash")

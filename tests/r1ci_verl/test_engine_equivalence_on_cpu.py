@@ -81,6 +81,7 @@ def test_agent_loop_and_offline_rollout_agree(make_code_loop, tiny_tokenizer, te
     assert offline_out.num_turns == loop_out.num_turns
     assert offline_out.generated_tokens == sum(loop_out.response_mask)
     assert offline_out.response_tokens == len(loop_out.response_ids)
+    assert offline_out.scored_response == loop_out.extra_fields["scored_response"]  # both are scored alike
 
 
 def test_engine_clients_and_offline_rollouts_do_not_import_verl():

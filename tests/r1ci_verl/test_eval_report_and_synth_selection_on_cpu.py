@@ -56,3 +56,16 @@ def test_selection_keeps_correct_distinct_answers_spread_over_questions_and_capp
     assert yields["t"] == {"asked": 5, "answered": 5, "correct": 5, "kept": 3}
     assert yields["u"] == {"asked": 2, "answered": 2, "correct": 1, "kept": 0}
     assert all(r["prompt"] == [{"role": "user", "content": "?"}] for r in kept)  # the RL row's own prompt
+
+
+async def test_offline_scoring_reads_the_response_without_program_output():
+    """eval, potential and synth score as training does: an answer only the program printed is no answer."""
+    from r1ci_verl.potential.runner import default_score_fn, score_answer
+
+    task = "bbh/multistep_arithmetic_two"
+    question = Question(index=0, task=task, data_source=task, prompt=[{"role": "user", "content": "?"}],
+                        ground_truth="42", extra_info={"index": 0})
+    block = "```python\nprint('<<<42>>>')\n```\nCode Execution Results:\n"
+    response, scored = block + "<<<42>>>\nI do not know.", block + "\nI do not know."
+    assert (await score_answer(default_score_fn(), question, response))["acc"] == 1.0  # the whole text, read naively
+    assert (await score_answer(default_score_fn(), question, response, scored))["acc"] == 0.0

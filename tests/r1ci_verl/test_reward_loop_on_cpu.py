@@ -145,3 +145,62 @@ def test_adapter_accepts_numpy_and_omegaconf_values():
     )
     assert result["num_code_calls"] == 7 and type(result["num_code_calls"]) is int
     assert result["score"] == pytest.approx(1.0 + 0.1 - 0.5)
+
+
+def batch_from_loop(tokenizer, outputs, data_source: str, ground_truth: str):
+    """A reward-loop batch from real agent-loop outputs, shaped as verl's AgentLoopWorker builds it."""
+    from verl import DataProto
+
+    pad, length = tokenizer.pad_token_id, max(len(o.response_ids) for o in outputs)
+    prompt_length = max(len(o.prompt_ids) for o in outputs)
+    prompts = [[pad] * (prompt_length - len(o.prompt_ids)) + o.prompt_ids for o in outputs]
+    responses = [o.response_ids + [pad] * (length - len(o.response_ids)) for o in outputs]
+    attention = [
+        [0] * (prompt_length - len(o.prompt_ids)) + [1] * (len(o.prompt_ids) + len(o.response_ids))
+        + [0] * (length - len(o.response_ids))
+        for o in outputs
+    ]
+    return DataProto.from_dict(
+        tensors={"prompts": torch.tensor(prompts), "responses": torch.tensor(responses),
+                 "attention_mask": torch.tensor(attention)},
+        non_tensors={
+            "data_source": np.array([data_source] * len(outputs), dtype=object),
+            "reward_model": np.array([{"ground_truth": ground_truth}] * len(outputs), dtype=object),
+            "extra_info": np.array([{"index": i} for i in range(len(outputs))], dtype=object),
+            "tool_extra_fields": np.array([o.extra_fields for o in outputs], dtype=object),
+            "__num_turns__": np.array([o.num_turns for o in outputs]),
+        },
+    )
+
+
+# Code whose output is markdown or answer-like text; then what the model itself writes.
+OUTPUT_ATTACKS = {
+    "output opens a fence that would swallow the model's answer": ("print('```python')", "So <<<42>>>.", 1.0),
+    "output '<<<' would pair with the model's '>>>'": ("print('a <<< b')", "So <<<42>>>.", 1.0),
+    "output spells the answer the model never gives": ("print('<<<42>>>')", "I do not know.", 0.0),
+}
+
+
+@pytest.mark.parametrize("attack", OUTPUT_ATTACKS, ids=list(OUTPUT_ATTACKS))
+async def test_program_output_neither_adds_hides_nor_changes_the_models_answer(
+    attack, make_code_loop, tiny_model_dir, tiny_tokenizer, test_sandbox
+):
+    """The reward reads the model's words: verl's reward loop gets the agent loop's text without
+    program output (protocol.SCORED_RESPONSE_KEY), while the response itself keeps the output."""
+    from fakes import FakeScriptedLLMServer
+    from verl.experimental.reward_loop import RewardLoopWorker
+
+    code, final, acc = OUTPUT_ATTACKS[attack]
+    server = FakeScriptedLLMServer(tiny_tokenizer, [f"Let me run it.\n```python\n{code}\n```\n", final])
+    loop = make_code_loop(server, sandbox=test_sandbox)
+    out = await loop.run({"logprobs": True}, raw_prompt=[{"role": "user", "content": "What is 6 * 7?"}])
+    shown = tiny_tokenizer.decode(out.response_ids, skip_special_tokens=True)
+    assert shown.startswith(f"Let me run it.\n```python\n{code}\n```\n{RESULTS_HEADER}\n")  # the model saw the output
+    assert out.extra_fields["scored_response"] == f"Let me run it.\n```python\n{code}\n```\n{RESULTS_HEADER}\n\n{final}"
+
+    worker = RewardLoopWorker(reward_config(tiny_model_dir))
+    (output,) = await worker.compute_score_batch(batch_from_loop(tiny_tokenizer, [out], "bbh/multistep_arithmetic_two", "42"))
+    info = output["reward_extra_info"]
+    assert info["acc"] == acc
+    assert info["format_ok"] == acc  # an answer, and every block followed by its results
+    assert info["answer_extracted"] == acc

@@ -125,13 +125,56 @@ def test_spans_that_disagree_with_the_text_are_refused(tmp_path, tiny_tokenizer)
     rows = pq.read_table(path).to_pylist()
     shifted = [{**span, "end": span["end"] - 2} for span in rows[1]["results_spans"]]
     write_parquet_atomic([rows[0], {**rows[1], "results_spans": shifted}], SFT_SCHEMA, path)
-    with pytest.raises(ValueError, match=r"row 1, message 2: results span 1 .* differs from format_results_block"):
+    with pytest.raises(ValueError, match=r"sft.parquet, row 2, message 2: results span 1 .* differs from format_results_block"):
         CodeInterpreterSFTDataset(str(path), tiny_tokenizer, config())
 
     on_user = [{**span, "message": 1} for span in rows[1]["results_spans"]]
     write_parquet_atomic([rows[0], {**rows[1], "results_spans": on_user}], SFT_SCHEMA, path)
-    with pytest.raises(ValueError, match="row 1: results_spans names message 1, not an assistant turn"):
+    with pytest.raises(ValueError, match=r"sft.parquet, row 2, field 'results_spans\[0\].message': message 1 is not an assistant turn"):
         CodeInterpreterSFTDataset(str(path), tiny_tokenizer, config())
+
+
+MALFORMED_ROWS = {  # how a row is broken -> the field the one-line error names
+    "a span without its end": (lambda row: {**row, "results_spans": [{"message": 2, "start": 5}]},
+                               r"field 'results_spans\[0\].end': expected an integer, got None"),
+    "a span naming its message by text": (
+        lambda row: {**row, "results_spans": [{**row["results_spans"][0], "message": "2"}]},
+        r"field 'results_spans\[0\].message': expected an integer, got '2'"),
+    "a span on a message that does not exist": (
+        lambda row: {**row, "results_spans": [{**row["results_spans"][0], "message": 9}]},
+        r"field 'results_spans\[0\].message': message 9 is not an assistant turn"),
+    "an assistant message without content": (
+        lambda row: {**row, "messages": row["messages"][:2] + [{"role": "assistant"}]},
+        r"field 'messages\[2\].content': expected a string, got None"),
+    "a message without a role": (lambda row: {**row, "messages": [{"content": "hi"}] + row["messages"][1:]},
+                                 r"field 'messages\[0\].role': expected a string"),
+    "no messages": (lambda row: {**row, "messages": []}, r"field 'messages': expected a non-empty list of messages"),
+}
+
+
+@pytest.mark.parametrize("broken", MALFORMED_ROWS, ids=list(MALFORMED_ROWS))
+def test_a_malformed_row_is_refused_in_one_line_naming_file_row_and_field(tmp_path, tiny_tokenizer, broken):
+    import pandas as pd
+
+    rows = pq.read_table(write_rows(tmp_path / "sft.parquet", ["no_code", "one_call", "no_code"])).to_pylist()
+    breaks, field = MALFORMED_ROWS[broken]
+    rows[1] = breaks(rows[1])
+    pd.DataFrame(rows).to_parquet(tmp_path / "bad.parquet")  # a user's own writer, not ours
+    with pytest.raises(ValueError, match=r"^\S*bad.parquet, row 2, " + field) as error:
+        CodeInterpreterSFTDataset(str(tmp_path / "bad.parquet"), tiny_tokenizer, config())
+    assert "\n" not in str(error.value)
+
+
+def test_a_bad_row_is_named_by_its_own_file_and_row_even_when_verl_samples(tmp_path, tiny_tokenizer):
+    """verl concatenates the files and may draw `max_samples` rows at random: the error still
+    names the file the row is in and its row there, and rows left out of the sample are checked too."""
+    good = write_rows(tmp_path / "good.parquet", ["one_call", "no_code", "one_call"])
+    rows = pq.read_table(good).to_pylist()
+    shifted = [{**span, "end": span["end"] - 1} for span in rows[2]["results_spans"]]
+    write_parquet_atomic(rows[:2] + [{**rows[2], "results_spans": shifted}], SFT_SCHEMA, tmp_path / "bad.parquet")
+    with pytest.raises(ValueError, match=r"bad.parquet, row 3, message 2: results span 1"):
+        CodeInterpreterSFTDataset([str(good), str(tmp_path / "bad.parquet")], tiny_tokenizer,
+                                  config(shuffle=True, seed=1), max_samples=2)
 
 
 def test_results_without_a_spans_column_are_refused_but_plain_rows_load(tmp_path, tiny_tokenizer):
@@ -143,7 +186,7 @@ def test_results_without_a_spans_column_are_refused_but_plain_rows_load(tmp_path
 
     pq.write_table(table, tmp_path / "legacy.parquet")
     with pytest.raises(
-        ValueError, match="row 1: message 2 has code-execution results but the data has no 'results_spans'"
+        ValueError, match="legacy.parquet, row 2: message 2 has code-execution results but the data has no 'results_spans'"
     ):
         CodeInterpreterSFTDataset(str(tmp_path / "legacy.parquet"), tiny_tokenizer, config())
 

@@ -61,6 +61,12 @@ async def test_errors_and_bad_arguments_are_reported_as_text(test_sandbox):
     assert metrics == {"invalid_arguments": 1}
 
 
+async def test_a_tool_response_is_always_text_a_tokenizer_takes(test_sandbox):
+    response, _, metrics = await call(make_tool(test_sandbox), "raise ValueError('\\ud800')")
+    response.text.encode("utf-8")  # a lone surrogate here fails verl's tokenization of the tool message
+    assert response.text.endswith("ValueError: \\ud800") and metrics["error"] == 1
+
+
 async def test_stateless_calls_share_nothing(test_sandbox):
     tool = make_tool(test_sandbox)
     traj = trajectory("traj-1")
@@ -83,6 +89,23 @@ async def test_stateful_session_follows_the_trajectory_not_the_call(test_sandbox
     finally:
         await tool.close()
     assert tool.open_sessions == 0
+
+
+async def test_trajectories_with_the_same_request_id_never_share_a_session(test_sandbox):
+    """verl names trajectories `det-<priority>` under full_determinism, and the priority is only
+    unique within one batch (fully-async rollouts send one-sample batches, all `det-0`): the
+    session must follow the trajectory object, not its request id."""
+    tool = make_tool(test_sandbox, stateful=True)
+    try:
+        first, second = trajectory("det-0"), trajectory("det-0")
+        await call(tool, "secret = 'first trajectory'", first)
+        other, _, _ = await call(tool, "print(secret)", second)
+        same, _, _ = await call(tool, "print(secret)", first)
+        assert "NameError" in other.text
+        assert same.text == "first trajectory"
+        assert tool.open_sessions == 2
+    finally:
+        await tool.close()
 
 
 async def test_idle_stateful_sessions_are_closed_after_the_ttl(test_sandbox):

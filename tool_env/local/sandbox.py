@@ -276,10 +276,15 @@ class LocalAsyncSession(AsyncSession):
         return await self._session._sandbox._in_thread(self._session.run, code, timeout_s)
 
     async def close(self) -> None:
-        if self._session.closed or self._session._worker is None:
-            self._session.close()
+        """Never blocks the loop: a run still in flight (its caller was cancelled) holds the
+        session's lock until it ends, up to its timeout, so closing then waits in a thread."""
+        session = self._session
+        if session.closed:
             return
-        await self._session._sandbox._in_thread(self._session.close)
+        if session._worker is None and not session._lock.locked():
+            session.close()  # nothing to hand back and nothing running: no thread hop
+            return
+        await session._sandbox._in_thread(session.close)
 
     @property
     def closed(self) -> bool:

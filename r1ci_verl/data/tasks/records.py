@@ -22,7 +22,31 @@ def json_lines(lines: Iterable[str], origin: str) -> Iterator[tuple[int, Any]]:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise TaskDataError(f"{origin}:{line_no}: invalid JSON ({exc.msg})") from None
+        field = _unencodable_field(value)
+        if field is not None:  # JSON may spell a lone surrogate ("\\ud800"); parquet cannot store it
+            raise TaskDataError(f"{origin}:{line_no}, field {field!r}: a lone surrogate escape is not text (not UTF-8)")
         yield line_no, value
+
+
+def _unencodable_field(value: Any, where: str = "") -> str | None:
+    """The path of the first string (key or value) in `value` that UTF-8 cannot encode, else None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where or "(the record)"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unencodable_field(key, where or "(a key)") or _unencodable_field(item, f"{where}.{key}" if where else key)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for number, item in enumerate(value):
+            found = _unencodable_field(item, f"{where}[{number}]")
+            if found is not None:
+                return found
+    return None
 
 
 def parse_records(lines: Iterable[str], origin: str, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
