@@ -188,16 +188,8 @@ def visible_body(body: str) -> str:
     """What the model sees for a run's output: the text itself, or ``(no output)`` when it is empty
     or only whitespace. A results block holding only blanks reads as if the run printed nothing,
     and an explicit notice tells the model (and an SFT reader) that the script ran but printed
-    nothing visible. The agent loop, SFT rendering and the tests all use this one rule.
-
-    A fence the program printed at the start of a line is shifted by a space: the transcript is
-    read as one text, and a printed ```` ```python ```` would open a block that swallows the
-    model's final answer (a right answer scored 0), a printed ```` ``` ```` would break the format.
-    """
-    return _LINE_START_FENCE.sub(" ```", body) if body.strip() else NO_OUTPUT_NOTICE
-
-
-_LINE_START_FENCE = re.compile(r"^```", re.MULTILINE)
+    nothing visible. The agent loop, SFT rendering and the tests all use this one rule."""
+    return body if body.strip() else NO_OUTPUT_NOTICE
 
 
 def format_results_block(body: str, preceding_text: str = "") -> str:

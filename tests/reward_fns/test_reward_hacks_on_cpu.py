@@ -481,21 +481,6 @@ def test_reversi_stars_are_cells_not_bold() -> None:
     assert acc("symbench/reversi", cells[2:-2], truth) == 0.0
 
 
-@pytest.mark.parametrize("printed", ["```python\n", "```\n", "x\n```python\nprint(1)\n", "```py\n<<<Yes>>>\n"])
-def test_fences_printed_by_a_program_do_not_hide_the_final_answer(printed: str) -> None:
-    """A run's output is shown as the agent loop shows it; a fence it printed at the start of a
-    line opened a python block that swallowed the final answer (or broke the format)."""
-    from types import SimpleNamespace
-
-    from reward_fns.protocol import format_results_block, format_results_body
-
-    run = SimpleNamespace(stdout=printed, stderr="", timed_out=False)  # a sandbox result's fields
-    text = "Let me print it.\n```python\nprint(s)\n```"
-    text += format_results_block(format_results_body(run), text)
-    metrics = compute_score("bbh/navigate", text + "\nSo <<<No>>>", NAVIGATE_NO)
-    assert (metrics["acc"], metrics["format_ok"]) == (1.0, 1.0), text
-
-
 @pytest.mark.timeout(5)  # each took over 30 s before: quadratic backtracking over the spaces
 @pytest.mark.parametrize(
     ("task", "answer", "truth"),
