@@ -23,6 +23,7 @@ import pytest
 from host_health import assert_healthy, baseline, skip_without_namespace
 
 from tool_env import ExecutionResult, SandboxConfig, create_sandbox
+from tool_env.result import is_infra_failure
 
 HOST_VISIBLE_DIR = "/var/tmp"
 SECRET_NAME = "R1CI_FAKE_API_KEY"
@@ -424,6 +425,7 @@ def test_zygote_killed_from_outside_mid_run_is_reported_and_replaced(hostile) ->
         result = session.run("import time\ntime.sleep(5)")
         killer.join()
         assert result.error is not None and result.error.name == "WorkerCrashed", result
+        assert is_infra_failure(result), result  # the sandbox died, not the code: counted against the run
         after = session.run("print('x' in globals())")
         assert after.stdout == "False\n" and after.extra.get("session_restarted") is True
     assert sandbox.run("print('alive')").stdout == "alive\n"

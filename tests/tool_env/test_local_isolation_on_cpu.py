@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from host_health import skip_without_namespace
 
-from tool_env import SandboxConfig, create_sandbox
+from tool_env import ExecutionResult, SandboxConfig, create_sandbox
 from tool_env.local import isolation
 
 HOST_VISIBLE_DIR = "/var/tmp"  # not /tmp: a sandbox has its own, so the old code would not see it either
@@ -400,20 +400,27 @@ LOCK_RECEIVER = SHARED_FILE + (
 )
 
 
+def run_side_by_side(isolation: str, background: str, foreground: str) -> tuple[ExecutionResult, ExecutionResult]:
+    """Two snippets at once in two workers of one pool, as two trajectories' runs are:
+    (background's result, foreground's result); `background` starts first."""
+    config = dict(ISOLATION_CONFIG, pool_size=2)
+    with create_sandbox(SandboxConfig(isolation=isolation, **config)) as sandbox:
+        assert sandbox.wait_until_warm(60)
+        results: dict[str, object] = {}
+        thread = threading.Thread(target=lambda: results.setdefault("background", sandbox.run(background)))
+        thread.start()
+        results["foreground"] = sandbox.run(foreground)
+        thread.join()
+    assert results["background"].ok and results["foreground"].ok, results
+    return results["background"], results["foreground"]
+
+
 def test_a_lock_on_a_shared_file_carries_no_signal_to_a_concurrent_run() -> None:
     """Two trajectories' runs, side by side in two workers, must not talk through a
     site-packages file: one holding an exclusive `flock` that the other probes is a channel."""
     skip_without_namespace()
-    config = dict(ISOLATION_CONFIG, pool_size=2)
-    with create_sandbox(SandboxConfig(isolation="namespace", **config)) as sandbox:
-        assert sandbox.wait_until_warm(60)
-        results: dict[str, object] = {}
-        signaller = threading.Thread(target=lambda: results.setdefault("signaller", sandbox.run(LOCK_SIGNALLER)))
-        signaller.start()
-        results["receiver"] = sandbox.run(LOCK_RECEIVER)
-        signaller.join()
-    assert results["signaller"].ok and results["receiver"].ok, results
-    assert results["receiver"].stdout == "free\n", results
+    _, receiver = run_side_by_side("namespace", LOCK_SIGNALLER, LOCK_RECEIVER)
+    assert receiver.stdout == "free\n", receiver
 
 
 DNOTIFY_RECEIVER = SHARED_FILE + (  # F_NOTIFY: the directory notification inotify replaced
@@ -430,16 +437,8 @@ def test_a_read_in_a_shared_directory_is_not_reported_to_a_concurrent_run() -> N
     """Directory notification (`fcntl` `F_NOTIFY`) reopened the channel inotify had: a run in
     another worker was signalled whenever this one read a file of a shared directory."""
     skip_without_namespace()
-    config = dict(ISOLATION_CONFIG, pool_size=2)
-    with create_sandbox(SandboxConfig(isolation="namespace", **config)) as sandbox:
-        assert sandbox.wait_until_warm(60)
-        results: dict[str, object] = {}
-        thread = threading.Thread(target=lambda: results.setdefault("signaller", sandbox.run(DNOTIFY_SIGNALLER)))
-        thread.start()
-        results["receiver"] = sandbox.run(DNOTIFY_RECEIVER)
-        thread.join()
-    assert results["signaller"].ok and results["receiver"].ok, results
-    assert results["receiver"].stdout == "refused 1\nevents 0\n", results
+    _, receiver = run_side_by_side("namespace", DNOTIFY_SIGNALLER, DNOTIFY_RECEIVER)
+    assert receiver.stdout == "refused 1\nevents 0\n", receiver
 
 
 WORKDIR_WRITER = "import time\nopen('answer.txt', 'w').write('42')\nprint('written', flush=True)\ntime.sleep(2.5)\n"
@@ -458,13 +457,5 @@ def test_rlimit_level_runs_cannot_read_each_others_work_dirs() -> None:
     could list one and read what that run wrote (its answer) without the writer's help."""
     if os.geteuid() != 0:
         pytest.skip("without root every run shares the caller's uid (documented)")
-    config = dict(ISOLATION_CONFIG, pool_size=2)
-    with create_sandbox(SandboxConfig(isolation="rlimit", **config)) as sandbox:
-        assert sandbox.wait_until_warm(60)
-        results: dict[str, object] = {}
-        thread = threading.Thread(target=lambda: results.setdefault("writer", sandbox.run(WORKDIR_WRITER)))
-        thread.start()
-        results["reader"] = sandbox.run(WORKDIR_READER)
-        thread.join()
-    assert results["writer"].ok and results["reader"].ok, results
-    assert results["reader"].stdout == "[]\n", results
+    _, reader = run_side_by_side("rlimit", WORKDIR_WRITER, WORKDIR_READER)
+    assert reader.stdout == "[]\n", reader
