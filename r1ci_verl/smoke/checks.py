@@ -76,8 +76,9 @@ def check_agent_loop(trajectories: list[dict[str, Any]], tokenizer, min_code_cal
         spans = masked_spans(t["response_mask"], t["response_ids"], pad_id)
         spans_total += len(spans)
         for start, end in spans:
-            text = tokenizer.decode(t["response_ids"][start:end])
-            if not text.lstrip("\n").startswith(RESULTS_HEADER):
+            text = tokenizer.decode(t["response_ids"][start:end]).lstrip("\n")
+            cut_by_budget = end == len(t["response_mask"])  # the engine inserts what fits: maybe just "\n"
+            if not (text.startswith(RESULTS_HEADER) or cut_by_budget and RESULTS_HEADER.startswith(text)):
                 bad.append(f"{t['uid']}@{start}: {text[:60]!r}")
         if len(spans) > int(t.get("num_code_calls") or 0):
             bad.append(f"{t['uid']}: {len(spans)} masked spans but {t.get('num_code_calls')} code calls")

@@ -92,6 +92,21 @@ def test_agent_loop_checks_accept_masked_results_blocks(tmp_path):
     assert too_few.name == "agent_loop.code_executed" and not too_few.passed and "need >= 2" in too_few.detail
 
 
+def test_a_results_block_cut_by_the_response_budget_is_still_a_results_block(tmp_path):
+    """The engine inserts only what fits the budget: a block at the end may be cut to its first
+    token ("\\n"); that is a results block, while the same text inside the response is not."""
+    tokenizer = _tokenizer(tmp_path)
+    generated = tokenizer.encode("```python\nprint(1)\n```", add_special_tokens=False)
+    for inserted_text in ("\n", f"\n{RESULTS_HEADER[:4]}"):
+        inserted = tokenizer.encode(inserted_text, add_special_tokens=False)
+        cut = {"uid": "u", "step": 1, "index": 7, "response_ids": generated + inserted,
+               "response_mask": [1] * len(generated) + [0] * len(inserted), "num_code_calls": 1}
+        found = {c.name: c.passed for c in checks.check_agent_loop([cut], tokenizer)}
+        assert found["agent_loop.only_results_masked"] is True, inserted_text
+    inside = _trajectory(tokenizer, "\n", calls=1)
+    assert {c.name: c.passed for c in checks.check_agent_loop([inside], tokenizer)}["agent_loop.only_results_masked"] is False
+
+
 def test_agent_loop_checks_reject_masked_model_text_and_no_calls(tmp_path):
     tokenizer = _tokenizer(tmp_path)
     bad = _trajectory(tokenizer, "the model's own words", calls=0)
